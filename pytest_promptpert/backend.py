@@ -1,0 +1,188 @@
+"""The only place that talks to a model: litellm, imported on the first real call."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .redact import redact_url, scrub, secret_values
+from .request import Completion, Request
+
+_import_lock = threading.Lock()
+
+#: HTTP statuses worth another try: rate limits, timeouts and server trouble.
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+#: Where litellm looks for each provider's key, for a readable authentication error.
+KEY_ENV = {
+    "openai": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+    "mistral": "MISTRAL_API_KEY",
+    "groq": "GROQ_API_KEY",
+    "cohere": "COHERE_API_KEY",
+    "together_ai": "TOGETHERAI_API_KEY",
+    "openrouter": "OPENROUTER_API_KEY",
+    "deepseek": "DEEPSEEK_API_KEY",
+}
+
+
+class ProviderError(RuntimeError):
+    """A model call that failed for good (after retries). Never cached."""
+
+    def __init__(self, model: str, status: int | None, message: str) -> None:
+        self.model = model
+        self.status = status
+        self.message = message
+        where = f"HTTP {status}" if status else "no HTTP status"
+        super().__init__(f"model {model!r} failed ({where}): {message}")
+
+
+class AuthenticationFailed(ProviderError):
+    """The provider refused the credentials (or there were none)."""
+
+
+def import_litellm() -> Any:
+    """litellm, imported once, without its network price-map download."""
+    with _import_lock:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.suppress_debug_info = True
+        litellm.telemetry = False
+        return litellm
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    headers: Mapping[str, str] | None = None
+    response = getattr(exc, "response", None)
+    if response is not None:
+        headers = getattr(response, "headers", None)
+    headers = headers or getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _is_retryable(litellm: Any, exc: BaseException) -> bool:
+    if isinstance(exc, (litellm.exceptions.AuthenticationError, litellm.exceptions.BadRequestError)):
+        return False
+    if isinstance(exc, (litellm.exceptions.APIConnectionError, litellm.exceptions.Timeout)):
+        return True
+    return _status(exc) in RETRYABLE_STATUS
+
+
+def _auth_hint(model: str, api_base: str | None) -> str:
+    provider = model.split("/", 1)[0] if "/" in model else "openai"
+    env = KEY_ENV.get(provider)
+    hint = f"set {env}" if env else f"set the API key litellm expects for provider {provider!r}"
+    if api_base:
+        hint += f" (api_base {redact_url(api_base)})"
+    return hint + ", or pass api_key=... to the call"
+
+
+class LiteLLMBackend:
+    """Calls litellm with retries; routes ``local/...`` models to a llama.cpp server."""
+
+    def __init__(
+        self,
+        *,
+        retries: int = 3,
+        timeout: float = 60.0,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.retries = retries
+        self.timeout = timeout
+        self.backoff = backoff
+        self._sleep = sleep
+        self._local: Any = None
+        self._local_lock = threading.Lock()
+
+    def _route(self, model: str) -> tuple[str, str | None, str]:
+        """(litellm model, api_base, endpoint kind) for *model*."""
+        if model.startswith("local/"):
+            from .local import LocalModels
+
+            with self._local_lock:
+                if self._local is None:
+                    self._local = LocalModels()
+            server = self._local.server_for(model)
+            return server.litellm_model, server.api_base, server.endpoint
+        return model, None, "chat"
+
+    def call(self, request: Request) -> Completion:
+        litellm = import_litellm()
+        model, api_base, endpoint = self._route(request.model)
+        params = dict(request.params)
+        if api_base:
+            params["api_base"] = api_base
+        # Retries are ours (with Retry-After); the OpenAI SDK under litellm would add its own.
+        params.setdefault("max_retries", 0)
+        params.setdefault("timeout", self.timeout)
+        secrets = secret_values(params)
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                if endpoint == "text":
+                    response = litellm.text_completion(
+                        model=model, prompt=self._as_text(request), **params
+                    )
+                    output = response.choices[0].text or ""
+                else:
+                    response = litellm.completion(model=model, messages=request.messages, **params)
+                    output = response.choices[0].message.content or ""
+            except Exception as exc:
+                if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
+                    raise
+                message = scrub(str(getattr(exc, "message", exc)), secrets)
+                if isinstance(exc, litellm.exceptions.AuthenticationError):
+                    raise AuthenticationFailed(
+                        request.model,
+                        _status(exc),
+                        f"{message} — {_auth_hint(model, params.get('api_base'))}",
+                    ) from None
+                if attempt >= self.retries or not _is_retryable(litellm, exc):
+                    raise ProviderError(request.model, _status(exc), message) from None
+                delay = _retry_after(exc)
+                if delay is None:
+                    delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.5)
+                self._sleep(min(delay, 60.0))
+                attempt += 1
+                continue
+            latency = time.perf_counter() - started
+            usage = getattr(response, "usage", None)
+            return Completion(
+                output=output,
+                model=str(getattr(response, "model", None) or model),
+                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+                latency=latency,
+            )
+
+    @staticmethod
+    def _as_text(request: Request) -> str:
+        # A base model completes raw text: the messages' contents, in order.
+        parts = []
+        for message in request.messages:
+            content = message.get("content")
+            parts.append(content if isinstance(content, str) else str(content))
+        return "\n\n".join(parts)
+
+    def close(self) -> None:
+        if self._local is not None:
+            self._local.close()

@@ -1,0 +1,228 @@
+"""``CachedLLM``: the cached model client, used by the ``llm`` fixture and by scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .backend import LiteLLMBackend
+from .cache import ResponseCache
+from .request import Completion, Prompt, Request, to_messages
+
+
+class CacheMissError(LookupError):
+    """``replay`` mode and the answer is not in the cache."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        super().__init__(
+            f"cache miss in replay mode: no cached answer for model {request.model!r}"
+            f" and prompt {request.prompt!r:.300}"
+            + (f" (sample {request.sample})" if request.sample else "")
+            + "; run with --promptpert-cache=auto to fetch it"
+        )
+
+
+@dataclass
+class Stats:
+    """What this client did. ``hits`` and ``misses`` count lookups; ``calls`` real calls."""
+
+    calls: int = 0
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def as_dict(self) -> dict[str, int]:
+        return {**asdict(self), "tokens": self.tokens}
+
+    def merge(self, other: dict[str, int]) -> None:
+        for name in ("calls", "hits", "misses", "errors", "prompt_tokens", "completion_tokens"):
+            setattr(self, name, getattr(self, name) + int(other.get(name, 0)))
+
+
+class CachedLLM:
+    """A litellm client whose every answer goes through a disk cache.
+
+    ``CachedLLM("openai/gpt-4o-mini")("Hello")`` returns the model's text; a second call with
+    the same model, messages and parameters is answered from ``cache_dir`` without a request.
+    Keyword arguments beyond the named ones are default litellm parameters for every call.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        cache_dir: str | Path = ".promptpert_cache",
+        cache: str = "auto",
+        api_base: str | None = None,
+        concurrency: int = 8,
+        retries: int = 3,
+        timeout: float = 60.0,
+        backoff: float = 0.5,
+        **defaults: Any,
+    ) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"model must be a non-empty string, not {model!r}")
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+        self.model = model
+        self.defaults = dict(defaults)
+        if api_base:
+            # Part of the request (and so of the cache key): another server, another answer.
+            self.defaults.setdefault("api_base", api_base)
+        self.concurrency = concurrency
+        self.cache = ResponseCache(Path(cache_dir), cache)
+        self.backend = LiteLLMBackend(retries=retries, timeout=timeout, backoff=backoff)
+        self.stats = Stats()
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Future[Completion]] = {}
+        self._memo: dict[str, Completion] = {}  # mode "off": this run's answers
+        self._refreshed: set[str] = set()  # mode "refresh": keys already refreshed this run
+        self._executor: ThreadPoolExecutor | None = None
+
+    # --- building requests --------------------------------------------------------------
+
+    def request(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Request:
+        merged = {**self.defaults, **params}
+        model = merged.pop("model", self.model)
+        return Request(model=model, messages=to_messages(prompt), params=merged, sample=sample)
+
+    # --- calling ------------------------------------------------------------------------
+
+    def __call__(self, prompt: Prompt, **params: Any) -> str:
+        return self.complete(prompt, **params).output
+
+    def complete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Completion:
+        return self.fetch(self.request(prompt, sample=sample, **params))
+
+    async def acall(self, prompt: Prompt, **params: Any) -> str:
+        request = self.request(prompt, **params)
+        completion = await asyncio.wrap_future(self.submit(request))
+        return completion.output
+
+    def fetch(self, request: Request) -> Completion:
+        return self.submit(request).result()
+
+    def fetch_many(self, requests: list[Request]) -> list[Completion]:
+        """All of *requests*, concurrently where they need calls, in order."""
+        futures = [self.submit(r) for r in requests]
+        return [f.result() for f in futures]
+
+    def prefetch(self, requests: list[Request]) -> None:
+        """Start fetching *requests* in the background; errors surface when fetched."""
+        if self.cache.mode == "replay":
+            return
+        for request in requests:
+            self.submit(request)
+
+    def submit(self, request: Request) -> Future[Completion]:
+        """A future for *request*'s completion; one per key while it is in flight."""
+        key = request.key()
+        with self._lock:
+            running = self._inflight.get(key)
+            if running is not None:
+                return running
+            future: Future[Completion] = Future()
+            self._inflight[key] = future
+        try:
+            done = self._lookup(key, request)
+        except BaseException as exc:
+            self._settle(key, future, error=exc)
+            return future
+        if done is not None:
+            self._settle(key, future, result=done)
+        else:
+            self._pool().submit(self._call_into, key, request, future)
+        return future
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _lookup(self, key: str, request: Request) -> Completion | None:
+        """A completion without calling the model, or None when a call is needed."""
+        mode = self.cache.mode
+        found: Completion | None = None
+        if mode == "off":
+            found = self._memo.get(key)
+        elif mode == "refresh":
+            found = self.cache.read(request) if key in self._refreshed else None
+        else:
+            found = self.cache.get(request)
+        with self._lock:
+            if found is not None:
+                self.stats.hits += 1
+                return found
+            self.stats.misses += 1
+        if mode == "replay":
+            raise CacheMissError(request)
+        return None
+
+    def _call_into(self, key: str, request: Request, future: Future[Completion]) -> None:
+        try:
+            with self.cache.lock(request):
+                # Another process may have fetched it while we waited for the lock.
+                found = self.cache.get(request)
+                if found is None:
+                    found = self.backend.call(request)
+                    self.cache.set(request, found)
+                    with self._lock:
+                        self.stats.calls += 1
+                        self.stats.prompt_tokens += found.prompt_tokens
+                        self.stats.completion_tokens += found.completion_tokens
+            if self.cache.mode == "off":
+                self._memo[key] = found
+            elif self.cache.mode == "refresh":
+                self._refreshed.add(key)
+        except BaseException as exc:
+            with self._lock:
+                self.stats.errors += 1
+            self._settle(key, future, error=exc)
+        else:
+            self._settle(key, future, result=found)
+
+    def _settle(
+        self,
+        key: str,
+        future: Future[Completion],
+        *,
+        result: Completion | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            self._inflight.pop(key, None)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix="promptpert"
+                )
+            return self._executor
+
+    def close(self) -> None:
+        """Wait for calls in flight, stop any local model server, close the cache."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        self.backend.close()
+        self.cache.close()
+
+    def __enter__(self) -> CachedLLM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,176 @@
+"""What is sent to a model and what comes back, with a stable cache key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .redact import public_params
+
+Message = dict[str, Any]
+Prompt = str | Sequence[Mapping[str, Any]]
+
+#: Parameters that change how a call is made but never what it returns.
+TRANSPORT_PARAMS = frozenset(
+    {"timeout", "num_retries", "max_retries", "metadata", "stream", "mock_response", "caching"}
+)
+KEY_VERSION = 1
+
+
+class PromptError(TypeError):
+    """A prompt that is neither a string nor a list of chat messages."""
+
+
+def to_messages(prompt: object) -> list[Message]:
+    """A str becomes one user message; a list of ``{"role", "content"}`` dicts is checked."""
+    if isinstance(prompt, str):
+        return [{"role": "user", "content": prompt}]
+    if isinstance(prompt, (bytes, bytearray)) or not isinstance(prompt, Sequence):
+        raise PromptError(
+            f"prompt must be a str or a list of chat messages, not {type(prompt).__name__}:"
+            f" {prompt!r:.80}"
+        )
+    messages: list[Message] = []
+    for i, message in enumerate(prompt):
+        if not isinstance(message, Mapping) or "role" not in message:
+            raise PromptError(
+                f"prompt[{i}] must be a dict with 'role' and 'content', not {message!r:.80}"
+            )
+        messages.append(dict(message))
+    if not messages:
+        raise PromptError("prompt is an empty list of messages")
+    return messages
+
+
+def last_user_index(messages: Sequence[Mapping[str, Any]]) -> int:
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].get("role") == "user":
+            return i
+    return -1
+
+
+def map_last_user_text(messages: list[Message], transform: Callable[[str], str]) -> list[Message]:
+    """A copy of *messages* with *transform* applied to the last user message's text.
+
+    Content given as a list of parts (text and images) has its last text part transformed.
+    """
+    i = last_user_index(messages)
+    if i < 0:
+        raise PromptError(
+            "the messages have no user message for the variant to change"
+            f" (roles: {[m.get('role') for m in messages]})"
+        )
+    out = [dict(m) for m in messages]
+    content = out[i].get("content")
+    if isinstance(content, str):
+        out[i]["content"] = transform(content)
+    elif isinstance(content, list):
+        parts = [dict(p) if isinstance(p, Mapping) else p for p in content]
+        for j in range(len(parts) - 1, -1, -1):
+            part = parts[j]
+            if isinstance(part, dict) and part.get("type") == "text":
+                part["text"] = transform(str(part.get("text", "")))
+                break
+        out[i]["content"] = parts
+    else:
+        raise PromptError(f"the last user message's content is not text: {content!r:.80}")
+    return out
+
+
+def map_all_text(messages: list[Message], transform: Callable[[str], str]) -> list[Message]:
+    """A copy of *messages* with *transform* applied to every text content."""
+    out = [dict(m) for m in messages]
+    for message in out:
+        content = message.get("content")
+        if isinstance(content, str):
+            message["content"] = transform(content)
+        elif isinstance(content, list):
+            message["content"] = [
+                {**p, "text": transform(str(p.get("text", "")))}
+                if isinstance(p, Mapping) and p.get("type") == "text"
+                else p
+                for p in content
+            ]
+    return out
+
+
+def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The last user message's text, for messages and reports."""
+    i = last_user_index(messages)
+    content = messages[i].get("content") if i >= 0 else messages[-1].get("content")
+    if isinstance(content, list):
+        return " ".join(
+            str(p.get("text", "")) for p in content if isinstance(p, Mapping) and "text" in p
+        )
+    return str(content)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+@dataclass(frozen=True, eq=False)
+class Request:
+    """One model call. ``params`` may hold credentials; :meth:`key` never sees them."""
+
+    model: str
+    messages: list[Message]
+    params: Mapping[str, Any] = field(default_factory=dict)
+    sample: int = 0
+
+    def public(self) -> dict[str, Any]:
+        params = {k: v for k, v in public_params(self.params).items() if k not in TRANSPORT_PARAMS}
+        return {
+            "model": self.model,
+            "messages": self.messages,
+            "params": params,
+            "sample": self.sample,
+        }
+
+    def key(self) -> str:
+        payload = {"v": KEY_VERSION, **self.public()}
+        return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+    @property
+    def prompt(self) -> str:
+        return prompt_text(self.messages)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's answer and what a report needs about it."""
+
+    output: str
+    model: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency: float = 0.0
+    created: float = field(default_factory=time.time)
+    cached: bool = field(default=False, compare=False)
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_json(self, request: Request) -> str:
+        data = asdict(self)
+        data.pop("cached")
+        data["request"] = request.public()
+        return _canonical(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Completion:
+        data = json.loads(text)
+        return cls(
+            output=str(data["output"]),
+            model=str(data.get("model", "")),
+            prompt_tokens=int(data.get("prompt_tokens", 0)),
+            completion_tokens=int(data.get("completion_tokens", 0)),
+            latency=float(data.get("latency", 0.0)),
+            created=float(data.get("created", 0.0)),
+            cached=True,
+        )

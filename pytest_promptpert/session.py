@@ -1,0 +1,236 @@
+"""One run's state and the per-item logic behind the ``llm`` and ``promptpert`` fixtures.
+
+Nothing here imports pytest: the plugin turns :class:`Verdict` into pass, fail or skip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import CachedLLM
+from .compare import Comparison, compare, failure_message
+from .metrics import MetricCatalog, metric_name
+from .request import Message, Prompt, Request, map_all_text, map_last_user_text
+from .settings import Settings, SettingsError, with_marker
+from .variants import ORIGINAL, VariantCatalog
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    """What one expanded item is: its test, its variant, its settings, its siblings."""
+
+    test: str
+    variant: str
+    settings: Settings
+    siblings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # "passed", "failed" or "skipped"
+    message: str = ""
+    score: float | None = None
+
+
+def test_id(nodeid: str, variant: str) -> str:
+    """The node id without the variant part: ``t[q1-add_period]`` -> ``t[q1]``."""
+    if nodeid.endswith(f"[{variant}]"):
+        return nodeid[: -len(variant) - 2]
+    if nodeid.endswith(f"-{variant}]"):
+        return nodeid[: -len(variant) - 2] + "]"
+    return nodeid
+
+
+class PromptpertSession:
+    """Settings, catalogs and the shared client of one pytest run (one xdist worker)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        variants: VariantCatalog,
+        metrics: MetricCatalog,
+        client_factory: Callable[[Settings], CachedLLM] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.variants = variants
+        self.metrics = metrics
+        self._client_factory = client_factory or make_client
+        self._client: CachedLLM | None = None
+        self._lock = threading.Lock()
+        self._prefetched: set[str] = set()
+
+    @property
+    def client(self) -> CachedLLM:
+        with self._lock:
+            if self._client is None:
+                self._client = self._client_factory(self.settings)
+            return self._client
+
+    def test_settings(self, marker_kwargs: Mapping[str, Any], where: str) -> Settings:
+        """Session settings overridden by a marker, every name checked against the catalogs."""
+        settings = with_marker(self.settings, marker_kwargs, where)
+        try:
+            variants = self.variants.expand(settings.variants)
+            if isinstance(settings.metric, str):
+                self.metrics.get(settings.metric)
+        except ValueError as exc:
+            key = "variants" if "variant" in str(exc) else "metric"
+            raise SettingsError(f"{settings.where(key)}: {exc}") from None
+        return dataclasses.replace(settings, variants=variants)
+
+    def first_prefetch(self, key: str) -> bool:
+        with self._lock:
+            if key in self._prefetched:
+                return False
+            self._prefetched.add(key)
+            return True
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def make_client(settings: Settings) -> CachedLLM:
+    return CachedLLM(
+        settings.model,
+        cache_dir=settings.cache_dir,
+        cache=settings.cache,
+        api_base=settings.api_base,
+        concurrency=settings.concurrency,
+        retries=settings.retries,
+        timeout=settings.timeout,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+    )
+
+
+@dataclass
+class CallRecord:
+    """One ``llm`` call in an item, for the verdict and the reports."""
+
+    original: Request
+    variant: Request
+    comparison: Comparison | None  # None: the variant left this prompt unchanged
+    hits: int = 0
+    calls: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class ItemRun:
+    """The ``llm`` and ``promptpert`` fixtures of one item: variant, perturbation, records."""
+
+    plan: ItemPlan
+    session: PromptpertSession
+    records: list[CallRecord] = field(default_factory=list)
+    #: perturbed text -> the text it came from, for every ``perturb()`` that changed something
+    _perturbed: dict[str, str] = field(default_factory=dict)
+    _perturb_used: bool = False
+
+    @property
+    def variant(self) -> str:
+        return self.plan.variant
+
+    def perturb(self, text: str) -> str:
+        """Apply the current variant to *text*; ``llm`` then leaves its prompts alone."""
+        if not isinstance(text, str):
+            raise TypeError(f"promptpert.perturb() takes a str, not {type(text).__name__}")
+        self._perturb_used = True
+        changed = self.session.variants.apply(self.variant, text)
+        if changed != text:
+            self._perturbed[changed] = text
+        return changed
+
+    def _unperturb(self, text: str) -> str:
+        for changed in sorted(self._perturbed, key=len, reverse=True):
+            text = text.replace(changed, self._perturbed[changed])
+        return text
+
+    def _samples(self, request: Request) -> list[Request]:
+        n = self.plan.settings.samples
+        return [dataclasses.replace(request, sample=i) for i in range(n)]
+
+    def _prefetch_siblings(self, original: Request) -> None:
+        """Start the calls every variant item of this test will make for this prompt."""
+        session = self.session
+        if not session.first_prefetch(f"{self.plan.test}\0{original.key()}"):
+            return
+        requests = self._samples(original)
+        for name in self.plan.siblings:
+            messages = map_last_user_text(original.messages, session.variants.get(name))
+            if messages != original.messages:
+                requests += self._samples(dataclasses.replace(original, messages=messages))
+        session.client.prefetch(requests)
+
+    def __call__(self, prompt: Prompt, **params: Any) -> str:
+        client = self.session.client
+        request = client.request(prompt, **params)
+        if self.variant == ORIGINAL:
+            if not self._perturb_used:
+                self._prefetch_siblings(request)
+            return client.fetch_many(self._samples(request))[0].output
+        original, variant = self._pair(request)
+        if variant.messages == original.messages:
+            self.records.append(CallRecord(original, variant, None))
+            return client.fetch(original).output
+        n = len(self._samples(original))
+        done = client.fetch_many(self._samples(original) + self._samples(variant))
+        originals, variants = done[:n], done[n:]
+        settings = self.plan.settings
+        comparison = compare(
+            self.session.metrics.get(settings.metric),
+            metric_name(settings.metric),
+            settings.threshold,
+            original.prompt,
+            variant.prompt,
+            [c.output for c in originals],
+            [c.output for c in variants],
+        )
+        self.records.append(
+            CallRecord(
+                original,
+                variant,
+                comparison,
+                hits=sum(c.cached for c in done),
+                calls=sum(not c.cached for c in done),
+                tokens=sum(c.tokens for c in done if not c.cached),
+            )
+        )
+        return variants[0].output
+
+    def _pair(self, request: Request) -> tuple[Request, Request]:
+        """(original, variant) requests for what the test asked."""
+        if self._perturb_used:
+            messages: list[Message] = map_all_text(request.messages, self._unperturb)
+            return dataclasses.replace(request, messages=messages), request
+        original = request
+        self._prefetch_siblings(original)
+        transform = self.session.variants.get(self.variant)
+        variant_messages = map_last_user_text(request.messages, transform)
+        return original, dataclasses.replace(request, messages=variant_messages)
+
+    def verdict(self) -> Verdict:
+        if self.variant == ORIGINAL:
+            return Verdict("passed")
+        if not self.records:
+            return Verdict(
+                "skipped",
+                f"variant {self.variant!r}: the test made no llm() call, so nothing to compare",
+            )
+        compared = [r.comparison for r in self.records if r.comparison is not None]
+        if not compared:
+            return Verdict("skipped", f"variant {self.variant!r} leaves the prompt unchanged")
+        worst = min(compared, key=lambda c: c.score)
+        failed = [c for c in compared if not c.passed]
+        if failed:
+            return Verdict(
+                "failed",
+                "\n\n".join(failure_message(self.variant, c) for c in failed),
+                worst.score,
+            )
+        return Verdict("passed", score=worst.score)
+

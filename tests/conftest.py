@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import fake_provider  # noqa: E402
+
+#: A key the fake provider accepts; tests search everything the run wrote for it.
+SENTINEL_KEY = "sk-promptpert-sentinel-7f3a9c2e"
+
+
+@pytest.fixture(scope="session")
+def provider_server() -> Iterator[fake_provider.FakeProvider]:
+    server = fake_provider.start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture
+def provider(
+    provider_server: fake_provider.FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> fake_provider.FakeProvider:
+    provider_server.reset()
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    return provider_server
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester, provider: fake_provider.FakeProvider):  # type: ignore[no-untyped-def]
+    """A pytester project whose pyproject points [tool.promptpert] at the fake provider."""
+
+    def make(model: str = "period", **settings: object) -> pytest.Pytester:
+        lines = [
+            "[tool.promptpert]",
+            f'model = "openai/{model}"',
+            f'api_base = "{provider.url}"',
+        ]
+        for key, value in settings.items():
+            lines.append(f"{key} = {_toml(value)}")
+        pytester.makefile(".toml", pyproject="\n".join(lines) + "\n")
+        return pytester
+
+    return make
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
