@@ -88,10 +88,23 @@ def _is_retryable(litellm: Any, exc: BaseException) -> bool:
 def _auth_hint(model: str, api_base: str | None) -> str:
     provider = model.split("/", 1)[0] if "/" in model else "openai"
     env = KEY_ENV.get(provider)
-    hint = f"set {env}" if env else f"set the API key litellm expects for provider {provider!r}"
+    if env and os.environ.get(env):
+        hint = f"{env} is set but was refused; check its value"
+    elif env:
+        hint = f"set {env}"
+    else:
+        hint = f"set the API key litellm expects for provider {provider!r}"
     if api_base:
         hint += f" (api_base {redact_url(api_base)})"
     return hint + ", or pass api_key=... to the call"
+
+
+def _cost(litellm: Any, response: Any) -> float:
+    """Estimated USD from litellm's bundled price map; 0.0 for models it does not price."""
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:
+        return 0.0
 
 
 class LiteLLMBackend:
@@ -172,6 +185,7 @@ class LiteLLMBackend:
                 prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
                 latency=latency,
+                cost=_cost(litellm, response),
             )
 
     @staticmethod

@@ -37,17 +37,18 @@ class Stats:
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: float = 0.0
 
     @property
     def tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "tokens": self.tokens}
 
-    def merge(self, other: dict[str, int]) -> None:
-        for name in ("calls", "hits", "misses", "errors", "prompt_tokens", "completion_tokens"):
-            setattr(self, name, getattr(self, name) + int(other.get(name, 0)))
+    def merge(self, other: dict[str, float]) -> None:
+        for name, value in asdict(self).items():
+            setattr(self, name, value + type(value)(other.get(name, 0)))
 
 
 class CachedLLM:
@@ -178,6 +179,7 @@ class CachedLLM:
                         self.stats.calls += 1
                         self.stats.prompt_tokens += found.prompt_tokens
                         self.stats.completion_tokens += found.completion_tokens
+                        self.stats.cost += found.cost
             if self.cache.mode == "off":
                 self._memo[key] = found
             elif self.cache.mode == "refresh":

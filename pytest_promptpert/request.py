@@ -149,6 +149,7 @@ class Completion:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency: float = 0.0
+    cost: float = 0.0
     created: float = field(default_factory=time.time)
     cached: bool = field(default=False, compare=False)
 
@@ -171,6 +172,7 @@ class Completion:
             prompt_tokens=int(data.get("prompt_tokens", 0)),
             completion_tokens=int(data.get("completion_tokens", 0)),
             latency=float(data.get("latency", 0.0)),
+            cost=float(data.get("cost", 0.0)),
             created=float(data.get("created", 0.0)),
             cached=True,
         )

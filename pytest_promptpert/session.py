@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .client import CachedLLM
-from .compare import Comparison, compare, failure_message
+from .compare import Comparison, compare, failure_message, trim
 from .metrics import MetricCatalog, metric_name
 from .request import Message, Prompt, Request, map_all_text, map_last_user_text
 from .settings import Settings, SettingsError, with_marker
@@ -212,6 +212,38 @@ class ItemRun:
         transform = self.session.variants.get(self.variant)
         variant_messages = map_last_user_text(request.messages, transform)
         return original, dataclasses.replace(request, messages=variant_messages)
+
+    def result(self, nodeid: str, outcome: str) -> dict[str, Any]:
+        """The JSON-safe record of this item that reports are built from (schema version 1)."""
+        settings = self.plan.settings
+        compared = [r for r in self.records if r.comparison is not None]
+        worst = min(compared, key=lambda r: r.comparison.score) if compared else None  # type: ignore[union-attr]
+        record: dict[str, Any] = {
+            "nodeid": nodeid,
+            "test": self.plan.test,
+            "variant": self.variant,
+            "metric": metric_name(settings.metric),
+            "threshold": settings.threshold,
+            "score": None,
+            "outcome": outcome,
+            "model": settings.model,
+            "samples": settings.samples,
+            "calls": sum(r.calls for r in self.records),
+            "cache_hits": sum(r.hits for r in self.records),
+            "tokens": sum(r.tokens for r in self.records),
+        }
+        if worst is not None and worst.comparison is not None:
+            c = worst.comparison
+            record.update(
+                score=round(c.score, 6),
+                noise_floor=round(c.noise_floor, 6),
+                sample_scores=[round(s, 6) for s in c.sample_scores],
+                original_prompt=trim(c.original_prompt, 2000),
+                variant_prompt=trim(c.variant_prompt, 2000),
+                original_output=trim(c.original_outputs[0], 2000),
+                variant_output=trim(c.variant_outputs[0], 2000),
+            )
+        return record
 
     def verdict(self) -> Verdict:
         if self.variant == ORIGINAL:
