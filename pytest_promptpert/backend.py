@@ -125,22 +125,29 @@ class LiteLLMBackend:
         self._local: Any = None
         self._local_lock = threading.Lock()
 
-    def _route(self, model: str) -> tuple[str, str | None, str]:
-        """(litellm model, api_base, endpoint kind) for *model*."""
-        if model.startswith("local/"):
+    def _route(self, request: Request) -> tuple[str, str | None, str, dict[str, Any]]:
+        """(litellm model, api_base, endpoint kind, extra params) for *request*'s model."""
+        if request.model.startswith("local/"):
             from .local import LocalModels
 
             with self._local_lock:
                 if self._local is None:
                     self._local = LocalModels()
-            server = self._local.server_for(model)
-            return server.litellm_model, server.api_base, server.endpoint
-        return model, None, "chat"
+                server = self._local.server_for(request.model)
+            return (
+                server.litellm_model,
+                server.api_base,
+                server.endpoint,
+                server.params_for(request.sample),
+            )
+        return request.model, None, "chat", {}
 
     def call(self, request: Request) -> Completion:
         litellm = import_litellm()
-        model, api_base, endpoint = self._route(request.model)
-        params = dict(request.params)
+        model, api_base, endpoint, route_params = self._route(request)
+        params = {**route_params, **request.params}
+        if "extra_body" in route_params and "extra_body" in request.params:
+            params["extra_body"] = {**route_params["extra_body"], **request.params["extra_body"]}
         if api_base:
             params["api_base"] = api_base
         # Retries are ours (with Retry-After); the OpenAI SDK under litellm would add its own.
@@ -162,6 +169,9 @@ class LiteLLMBackend:
             except Exception as exc:
                 if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
                     raise
+                if self._local is not None and request.model.startswith("local/"):
+                    # A dead local server is not worth retrying: say so, with its exit code.
+                    self._local.check(request.model)
                 message = scrub(str(getattr(exc, "message", exc)), secrets)
                 if isinstance(exc, litellm.exceptions.AuthenticationError):
                     raise AuthenticationFailed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -96,14 +97,17 @@ class MetricCatalog:
 def metric_name(metric: str | Metric) -> str:
     if isinstance(metric, str):
         return metric
-    return getattr(metric, "__qualname__", None) or getattr(metric, "__name__", repr(metric))
+    name = getattr(metric, "__qualname__", None) or getattr(metric, "__name__", None)
+    return name if isinstance(name, str) else repr(metric)
 
 
 def score(metric: Metric, original: str, variant: str, *, name: str = "metric") -> float:
     """Call *metric* and check that it kept its promise of a float in [0, 1]."""
     value: Any = metric(original, variant)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+    # numbers.Real, not float: custom metrics often return numpy.float32 (embedding cosines).
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise ValueError(f"metric {name!r} returned {value!r}, not a number in [0, 1]")
-    if not 0.0 <= value <= 1.0:
+    number = float(value)
+    if not 0.0 <= number <= 1.0:
         raise ValueError(f"metric {name!r} returned {value!r}, outside [0, 1]")
-    return float(value)
+    return number

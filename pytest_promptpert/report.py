@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from .compare import trim
 from .metrics import metric_name
 from .redact import redact_url
 from .settings import Settings
@@ -20,3 +25,378 @@ def header_line(settings: Settings) -> str:
     if settings.samples > 1:
         parts.append(f"samples={settings.samples}")
     return "promptpert: " + ", ".join(parts)
+
+
+# --- the results of a run ------------------------------------------------------------------
+#
+# The plugin hands these functions a list of per-item result dicts (``ItemRun.result()``) and
+# the merged client statistics. Nothing below imports pytest, so a script can rebuild the
+# terminal summary, the Markdown summary or the JSON report from a saved report's "results".
+#
+# JSON report, schema version 1 (``build_json``). Keys are only ever added within a version.
+#
+#   {
+#     "version": 1,
+#     "plugin_version": "0.1.0",
+#     "model": "local/gemma-3-270m",      # the session's model (a marker cannot change it)
+#     "metric": "token_set_ratio",        # session defaults; markers may override per test,
+#     "threshold": 0.6,                   #   so each result carries its own metric/threshold
+#     "samples": 1,
+#     "variants": ["add_period", ...],    # the session's configured variant/family names
+#     "fail_under": 0.9 | null,
+#     "baseline_tolerance": 0.05,
+#     "summary": {
+#       "robustness": 0.75 | null,        # passed / (passed + failed) over variant items
+#       "tests": 3,                       # distinct marked tests (node id without variant)
+#       "variant_items": 12,              # items whose variant is not "original"
+#       "passed": 9, "failed": 2,         # variant items; xpassed counts as passed,
+#       "skipped": 1, "errors": 0,        #   xfailed as failed
+#       "original_failures": 0,           # "original" items that failed or errored
+#       "calls": 10,                      # model calls made (cache misses that were called)
+#       "cache_hits": 30, "cache_misses": 10, "call_errors": 0,
+#       "prompt_tokens": 900, "completion_tokens": 334, "tokens": 1234,
+#       "cost": 0.0012,                   # USD, estimated from litellm's offline price data
+#       "variants": {                     # per-variant sensitivity, sorted by name
+#         "add_period": {"tests": 3, "failed": 1, "share": 0.333333}
+#       }
+#     },
+#     "results": [                        # one per item, sorted by nodeid
+#       {
+#         "nodeid": "tests/test_x.py::test_sign[add_period]",
+#         "test": "tests/test_x.py::test_sign",
+#         "variant": "add_period",        # "original" for the original item
+#         "metric": "token_set_ratio", "threshold": 0.6,
+#         "score": 0.42 | null,           # null: nothing was compared (original, skipped, error)
+#         "outcome": "passed" | "failed" | "skipped" | "error" | "xfailed" | "xpassed",
+#         "model": "...", "samples": 1,
+#         "calls": 2, "cache_hits": 0, "tokens": 40,
+#         # only when a comparison was made (the item's worst call):
+#         "noise_floor": 1.0, "sample_scores": [...],
+#         "original_prompt": "...", "variant_prompt": "...",     # trimmed to 2000 chars
+#         "original_output": "...", "variant_output": "..."      # first sample, trimmed
+#         # any further keys the plugin adds are passed through unchanged
+#       }
+#     ]
+#   }
+
+ORIGINAL = "original"
+REPORT_VERSION = 1
+PASSED_OUTCOMES = frozenset({"passed", "xpassed"})
+FAILED_OUTCOMES = frozenset({"failed", "xfailed"})
+ERROR_OUTCOMES = frozenset({"error"})
+SKIPPED_OUTCOMES = frozenset({"skipped"})
+MAX_MARKDOWN_ROWS = 50
+
+Result = Mapping[str, Any]
+
+
+def variant_results(results: Iterable[Result]) -> list[Result]:
+    """The items of variants, without the ``original`` items."""
+    return [r for r in results if r.get("variant") != ORIGINAL]
+
+
+def robustness_score(results: Iterable[Result]) -> float | None:
+    """The share of variant items, neither skipped nor errored, that passed; None if none."""
+    decided = [r for r in variant_results(results) if _decided(r)]
+    if not decided:
+        return None
+    return sum(r["outcome"] in PASSED_OUTCOMES for r in decided) / len(decided)
+
+
+def below_fail_under(score: float | None, fail_under: float | None) -> bool:
+    """Whether the fail-under gate fails the run. A run with nothing compared does not fail."""
+    return fail_under is not None and score is not None and score < fail_under
+
+
+def fail_under_line(score: float | None, threshold: float) -> str:
+    """The line that explains a failed (or passed) fail-under gate, naming both numbers."""
+    if score is None:
+        return (
+            f"promptpert: no variant item was compared, so there is no robustness score"
+            f" to hold to --promptpert-fail-under={threshold:g}"
+        )
+    relation = "is below" if score < threshold else "meets"
+    return (
+        f"promptpert: robustness score {score:.3f} {relation} --promptpert-fail-under={threshold:g}"
+    )
+
+
+def _decided(result: Result) -> bool:
+    outcome = result.get("outcome")
+    return outcome in PASSED_OUTCOMES or outcome in FAILED_OUTCOMES
+
+
+def _failed(result: Result) -> bool:
+    return result.get("outcome") in FAILED_OUTCOMES
+
+
+def variant_sensitivity(results: Iterable[Result]) -> dict[str, dict[str, Any]]:
+    """Per variant: in how many tests it was compared, and in how many it failed."""
+    tally: dict[str, list[int]] = {}
+    for result in variant_results(results):
+        if _decided(result):
+            counts = tally.setdefault(result["variant"], [0, 0])
+            counts[0] += 1
+            counts[1] += _failed(result)
+    return {
+        name: {"tests": tests, "failed": failed, "share": round(failed / tests, 6)}
+        for name, (tests, failed) in sorted(tally.items())
+    }
+
+
+def summary(results: Sequence[Result], stats: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of a run: robustness, outcome counts of variant items, calls and cost."""
+    variants = variant_results(results)
+    outcomes = [r.get("outcome") for r in variants]
+    return {
+        "robustness": _rounded(robustness_score(results)),
+        "tests": len({r["test"] for r in results}),
+        "variant_items": len(variants),
+        "passed": sum(o in PASSED_OUTCOMES for o in outcomes),
+        "failed": sum(o in FAILED_OUTCOMES for o in outcomes),
+        "skipped": sum(o in SKIPPED_OUTCOMES for o in outcomes),
+        "errors": sum(o in ERROR_OUTCOMES for o in outcomes),
+        "original_failures": sum(
+            r.get("outcome") in FAILED_OUTCOMES | ERROR_OUTCOMES
+            for r in results
+            if r.get("variant") == ORIGINAL
+        ),
+        "calls": int(stats.get("calls", 0)),
+        "cache_hits": int(stats.get("hits", 0)),
+        "cache_misses": int(stats.get("misses", 0)),
+        "call_errors": int(stats.get("errors", 0)),
+        "prompt_tokens": int(stats.get("prompt_tokens", 0)),
+        "completion_tokens": int(stats.get("completion_tokens", 0)),
+        "tokens": int(stats.get("tokens", 0)),
+        "cost": float(stats.get("cost", 0.0)),
+        "variants": variant_sensitivity(results),
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def build_json(
+    results: Sequence[Result], stats: Mapping[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """The JSON report (schema above): settings, summary and every result, sorted by nodeid."""
+    return {
+        "version": REPORT_VERSION,
+        "plugin_version": _plugin_version(),
+        "model": settings.model,
+        "metric": metric_name(settings.metric),
+        "threshold": settings.threshold,
+        "samples": settings.samples,
+        "variants": list(settings.variants),
+        "fail_under": settings.fail_under,
+        "baseline_tolerance": settings.baseline_tolerance,
+        "summary": summary(results, stats),
+        "results": [dict(r) for r in sorted(results, key=lambda r: str(r["nodeid"]))],
+    }
+
+
+def _plugin_version() -> str:
+    try:
+        return version("pytest-promptpert")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "unknown"
+
+
+# --- terminal -------------------------------------------------------------------------------
+
+
+def calls_line(stats: Mapping[str, Any]) -> str:
+    return (
+        f"model calls {int(stats.get('calls', 0))},"
+        f" cache hits {int(stats.get('hits', 0))},"
+        f" misses {int(stats.get('misses', 0))},"
+        f" tokens {int(stats.get('tokens', 0))},"
+        f" est. cost {format_cost(float(stats.get('cost', 0.0)))}"
+    )
+
+
+def format_cost(cost: float) -> str:
+    # Small runs cost fractions of a cent; two decimals would show them all as $0.00.
+    return f"${cost:.2f}" if cost == 0 or cost >= 1 else f"${cost:.4f}"
+
+
+def format_score(score: float | None) -> str:
+    return "-" if score is None else f"{score:.3f}"
+
+
+def robustness_line(results: Sequence[Result]) -> str:
+    s = summary(results, {})
+    score = s["robustness"]
+    decided = s["passed"] + s["failed"]
+    text = "n/a" if score is None else f"{score:.3f}"
+    line = f"robustness {text} ({s['passed']} of {decided} variant items passed"
+    extras = [f"{s['skipped']} skipped"] if s["skipped"] else []
+    extras += [f"{s['errors']} error{'s' * (s['errors'] != 1)}"] if s["errors"] else []
+    return line + "".join(f", {e}" for e in extras) + ")"
+
+
+def terminal_summary(
+    results: Sequence[Result], stats: Mapping[str, Any], verbosity: int = 0
+) -> list[str]:
+    """The lines of the terminal summary (no section separator); fewer with -q, more with -v."""
+    if not results:
+        return [f"promptpert: {calls_line(stats)}"] if _any_calls(stats) else []
+    if verbosity < 0:
+        return [f"promptpert: {robustness_line(results)}; {calls_line(stats)}"]
+    table = _item_table(results) if verbosity >= 1 else _test_table(results)
+    lines = [*table, ""]
+    lines += _sensitivity_lines(results)
+    lines += _worst_pair_lines(results)
+    lines += [robustness_line(results), calls_line(stats)]
+    return lines
+
+
+def _any_calls(stats: Mapping[str, Any]) -> bool:
+    return any(int(stats.get(key, 0)) for key in ("calls", "hits", "misses"))
+
+
+def _sort_key(result: Result) -> tuple[int, float, str]:
+    """Failures first, then errors, then the lowest score; ties by node id."""
+    outcome = result.get("outcome")
+    rank = 0 if outcome in FAILED_OUTCOMES else 1 if outcome in ERROR_OUTCOMES else 2
+    score = result.get("score")
+    return (rank, 2.0 if score is None else float(score), str(result["nodeid"]))
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+OUTCOME_LABELS = {
+    "passed": "passed",
+    "failed": "FAILED",
+    "skipped": "skipped",
+    "error": "ERROR",
+    "xfailed": "xfail",
+    "xpassed": "XPASS",
+}
+
+
+def _item_table(results: Sequence[Result]) -> list[str]:
+    rows = [["item", "score", "threshold", "outcome"]]
+    for r in sorted(results, key=_sort_key):
+        outcome = str(r.get("outcome"))
+        rows.append(
+            [
+                str(r["nodeid"]),
+                format_score(r.get("score")),
+                f"{float(r['threshold']):.3f}",
+                OUTCOME_LABELS.get(outcome, outcome),
+            ]
+        )
+    return _columns(rows)
+
+
+def _by_test(results: Iterable[Result]) -> dict[str, list[Result]]:
+    tests: dict[str, list[Result]] = {}
+    for result in results:
+        tests.setdefault(str(result["test"]), []).append(result)
+    return tests
+
+
+def _test_table(results: Sequence[Result]) -> list[str]:
+    """One row per marked test: passed/compared variants, its worst variant, what failed."""
+    rows: list[tuple[tuple[int, float, str], list[str]]] = []
+    for test, items in _by_test(results).items():
+        variants = sorted(variant_results(items), key=_sort_key)
+        decided = [r for r in variants if _decided(r)]
+        worst = variants[0] if variants else None
+        failed = [str(r["variant"]) for r in variants if _failed(r)]
+        errors = [str(r["variant"]) for r in variants if r.get("outcome") in ERROR_OUTCOMES]
+        notes = [*failed, *(f"{name} (error)" for name in errors)]
+        key = _sort_key(worst) if worst else (3, 2.0, test)
+        rows.append(
+            (
+                (key[0], key[1], test),
+                [
+                    test,
+                    f"{len(decided) - len(failed)}/{len(decided)}",
+                    str(worst["variant"]) if worst else "-",
+                    format_score(worst.get("score")) if worst else "-",
+                    ", ".join(notes) or "-",
+                ],
+            )
+        )
+    header = ["test", "passed", "worst variant", "score", "failed variants"]
+    return _columns([header, *(row for _, row in sorted(rows))])
+
+
+def _sensitivity_lines(results: Sequence[Result]) -> list[str]:
+    sensitivity = variant_sensitivity(results)
+    if not sensitivity:
+        return []
+    ranked = sorted(sensitivity.items(), key=lambda kv: (-kv[1]["share"], kv[0]))
+    width = max(len(name) for name in sensitivity)
+    lines = ["variant sensitivity:"]
+    for name, s in ranked:
+        tests = f"{s['tests']} test{'s' * (s['tests'] != 1)}"
+        lines.append(
+            f"  {name.ljust(width)}  changed behaviour in {s['failed']} of {tests}"
+            f" ({s['share']:.0%})"
+        )
+    return lines
+
+
+def _worst_pair_lines(results: Sequence[Result]) -> list[str]:
+    """The least similar failing pair, outputs shown as repr so control characters are safe."""
+    failing = [r for r in variant_results(results) if _failed(r) and r.get("score") is not None]
+    if not failing:
+        return []
+    worst = min(failing, key=_sort_key)
+    return [
+        f"worst: {worst['nodeid']} {worst.get('metric', 'score')} {format_score(worst['score'])}"
+        f" < {float(worst['threshold']):.3f}",
+        f"  original output: {trim(str(worst.get('original_output', '')), 120)!r}",
+        f"  variant output:  {trim(str(worst.get('variant_output', '')), 120)!r}",
+    ]
+
+
+# --- GitHub step summary --------------------------------------------------------------------
+
+
+def _md_code(text: str) -> str:
+    """*text* as an inline code span that is safe inside a Markdown table cell."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
+def markdown_summary(results: Sequence[Result], stats: Mapping[str, Any]) -> str:
+    """A Markdown summary for ``$GITHUB_STEP_SUMMARY``: headline, sensitivity, failures."""
+    lines = [f"### promptpert: {robustness_line(results)}", "", calls_line(stats).capitalize()]
+    sensitivity = variant_sensitivity(results)
+    if sensitivity:
+        lines += ["", "| variant | changed behaviour in | share |", "|---|---:|---:|"]
+        ranked = sorted(sensitivity.items(), key=lambda kv: (-kv[1]["share"], kv[0]))
+        for name, s in ranked:
+            lines.append(f"| {_md_code(name)} | {s['failed']} of {s['tests']} | {s['share']:.0%} |")
+    lines += _markdown_failures(results)
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_failures(results: Sequence[Result]) -> list[str]:
+    bad = sorted(
+        (r for r in results if r.get("outcome") in FAILED_OUTCOMES | ERROR_OUTCOMES),
+        key=_sort_key,
+    )
+    if not bad:
+        return []
+    lines = ["", "| failed item | score | threshold | outcome |", "|---|---:|---:|---|"]
+    for r in bad[:MAX_MARKDOWN_ROWS]:
+        outcome = str(r.get("outcome"))
+        lines.append(
+            f"| {_md_code(str(r['nodeid']))} | {format_score(r.get('score'))}"
+            f" | {float(r['threshold']):.3f} | {OUTCOME_LABELS.get(outcome, outcome)} |"
+        )
+    if len(bad) > MAX_MARKDOWN_ROWS:
+        lines += ["", f"… and {len(bad) - MAX_MARKDOWN_ROWS} more."]
+    return lines

@@ -16,7 +16,7 @@ VariantFunc = Callable[[str], str]
 ORIGINAL = "original"
 
 # A sentence's terminal punctuation, ASCII and the full-width/ideographic forms used in CJK text.
-TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡．")
+TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡．")  # noqa: RUF001
 _CASED_CATEGORIES = frozenset({"Lu", "Ll", "Lt"})
 
 
@@ -60,7 +60,13 @@ def add_period(text: str) -> str:
 
 
 def strip_period(text: str) -> str:
-    return _replace_terminal(text, "")
+    core, tail = _split_trailing_ws(text)
+    # Whitespace before or inside the run goes with it ("Vraiment ?" -> "Vraiment"): left in
+    # place it would become trailing whitespace, a different perturbation.
+    end = len(core)
+    while end > 0 and (core[end - 1] in TERMINAL_PUNCTUATION or core[end - 1].isspace()):
+        end -= 1
+    return core[:end] + tail
 
 
 def question_mark(text: str) -> str:
@@ -195,6 +201,13 @@ class VariantCatalog:
             raise ValueError(f"variant name {variant.name!r} is already defined")
         if variant.name in self.families():
             raise ValueError(f"variant name {variant.name!r} is already a family name")
+        # A family named like a variant would shadow that variant in expand().
+        if variant.family in self._variants or variant.family in (ORIGINAL, variant.name):
+            raise ValueError(
+                f"variant {variant.name!r}: family {variant.family!r} is already a variant name"
+            )
+        if not callable(variant.func):
+            raise ValueError(f"variant {variant.name!r} is not callable: {variant.func!r}")
         self._variants[variant.name] = variant
 
     def add_mapping(self, mapping: Mapping[str, VariantFunc | Variant]) -> None:

