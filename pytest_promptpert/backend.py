@@ -62,7 +62,9 @@ def _retry_after(exc: BaseException) -> float | None:
     response = getattr(exc, "response", None)
     if response is not None:
         headers = getattr(response, "headers", None)
-    headers = headers or getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
+    headers = (
+        headers or getattr(exc, "litellm_response_headers", None) or getattr(exc, "headers", None)
+    )
     if not headers:
         return None
     value = headers.get("retry-after") or headers.get("Retry-After")
@@ -78,7 +80,9 @@ def _status(exc: BaseException) -> int | None:
 
 
 def _is_retryable(litellm: Any, exc: BaseException) -> bool:
-    if isinstance(exc, (litellm.exceptions.AuthenticationError, litellm.exceptions.BadRequestError)):
+    if isinstance(
+        exc, (litellm.exceptions.AuthenticationError, litellm.exceptions.BadRequestError)
+    ):
         return False
     if isinstance(exc, (litellm.exceptions.APIConnectionError, litellm.exceptions.Timeout)):
         return True

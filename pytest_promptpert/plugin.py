@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import hookspecs
 from .backend import ProviderError
-from .client import CacheMissError, CachedLLM
+from .baseline import changes, changes_lines, load_baseline, write_baseline
+from .client import CachedLLM, CacheMissError, Stats
+from .html_report import render_html
 from .metrics import MetricCatalog, builtin_metrics
-from .report import header_line
+from .report import (
+    below_fail_under,
+    build_json,
+    fail_under_line,
+    header_line,
+    markdown_summary,
+    robustness_score,
+    terminal_summary,
+)
 from .request import PromptError
 from .session import ItemPlan, ItemRun, PromptpertSession, test_id
 from .settings import MARKER_KEYS, Settings, SettingsError, read_pyproject, resolve
@@ -40,6 +53,13 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "cache": ("cache mode", {"choices": ("auto", "replay", "refresh", "off")}),
     "api-base": ("base URL of the model's API", {}),
     "concurrency": ("most model calls in flight at once", {}),
+    "report": ("write a JSON report to this path", {"metavar": "PATH"}),
+    "html": ("write a self-contained HTML heatmap report to this path", {"metavar": "PATH"}),
+    "fail-under": (
+        "exit non-zero when the robustness score (share of variant items that passed) is"
+        " below this; variant failures alone then no longer fail the run",
+        {"metavar": "X"},
+    ),
 }
 
 
@@ -57,6 +77,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=help_text,
             **extra,
         )
+    group.addoption(
+        "--promptpert-update-baseline",
+        action="store_true",
+        default=False,
+        help="write every variant's score to the baseline file (promptpert-baseline.json)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,10 +103,13 @@ def pytest_configure(config: pytest.Config) -> None:
         metrics = MetricCatalog(reversed(config.hook.pytest_promptpert_add_metrics(config=config)))
         session = PromptpertSession(settings, variants, metrics)
         session.test_settings({}, "settings")  # every configured name must exist
+        if not config.getoption("promptpert_update_baseline"):
+            session.baseline = load_baseline(settings.baseline)
     except (SettingsError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-promptpert: {exc}") from None
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
+    config.pluginmanager.register(RunReport(config, session), "promptpert-report")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -108,7 +137,9 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     session = config.stash.get(SESSION, None)
     if session is None:
         return None
-    line: str | None = config.hook.pytest_promptpert_header(config=config, settings=session.settings)
+    line: str | None = config.hook.pytest_promptpert_header(
+        config=config, settings=session.settings
+    )
     return line
 
 
@@ -171,7 +202,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _item_run(request: pytest.FixtureRequest) -> ItemRun | None:
-    item = request.node
+    item: pytest.Item = request.node
     run = item.stash.get(ITEM_RUN, None)
     if run is None and PLAN in item.stash:
         run = ItemRun(item.stash[PLAN], request.config.stash[SESSION])
@@ -228,7 +259,125 @@ def pytest_runtest_makereport(
         report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
         if isinstance(call.excinfo.value, ProviderError):
             report.user_properties.append(("promptpert_error", "provider"))
+    run = item.stash.get(ITEM_RUN, None) if call.when == "call" else None
+    if run is None and call.when == "call" and PLAN in item.stash:
+        run = ItemRun(item.stash[PLAN], item.config.stash[SESSION])  # never asked for llm
+    if run is not None:
+        record = run.result(item.nodeid, _outcome(report))
+        # A plain attribute travels with the report to the xdist controller.
+        report.promptpert = record  # type: ignore[attr-defined]
+        # As record_property does: JUnit XML writes them from the item's teardown report.
+        item.user_properties += [
+            ("promptpert_variant", record["variant"]),
+            ("promptpert_score", record["score"]),
+            ("promptpert_threshold", record["threshold"]),
+        ]
     return report
+
+
+def _outcome(report: pytest.TestReport) -> str:
+    if ("promptpert_error", "provider") in report.user_properties:
+        return "error"
+    if hasattr(report, "wasxfail"):
+        return "xpassed" if report.passed else "xfailed"
+    return report.outcome
+
+
+class RunReport:
+    """The run's results, merged across xdist workers, and what is made of them at the end."""
+
+    def __init__(self, config: pytest.Config, session: PromptpertSession) -> None:
+        self.config = config
+        self.session = session
+        self.results: list[dict[str, Any]] = []
+        self.worker_stats: list[dict[str, float]] = []
+        self.other_failures = 0
+        self.deselected = False
+        self.gate_line: str | None = None
+        self.written: list[str] = []
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def stats(self) -> dict[str, float]:
+        stats = Stats()
+        if self.session.has_client:
+            stats.merge(self.session.client.stats.as_dict())
+        for worker in self.worker_stats:
+            stats.merge(worker)
+        return stats.as_dict()
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected = self.deselected or bool(items)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "promptpert", None)
+        if record is not None:
+            self.results.append(record)
+        if report.failed and not (
+            record is not None
+            and record["variant"] != ORIGINAL
+            and record["outcome"] == "failed"
+            and report.when == "call"
+        ):
+            self.other_failures += 1
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        stats = getattr(node, "workeroutput", {}).get("promptpert_stats")
+        if stats:
+            self.worker_stats.append(stats)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.is_worker:
+            self.config.workeroutput["promptpert_stats"] = self.stats()  # type: ignore[attr-defined]
+            return
+        settings = self.session.settings
+        stats = self.stats()
+        if settings.report is not None or settings.html is not None:
+            data = build_json(self.results, stats, settings)
+            if settings.report is not None:
+                _write(settings.report, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+                self.written.append(f"JSON report: {settings.report}")
+            if settings.html is not None:
+                _write(settings.html, render_html(data))
+                self.written.append(f"HTML report: {settings.html}")
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file and self.results:
+            with open(summary_file, "a", encoding="utf-8") as f:
+                f.write(markdown_summary(self.results, stats) + "\n")
+        if self.config.getoption("promptpert_update_baseline") and self.results:
+            keep = load_baseline(settings.baseline) if self.deselected else None
+            write_baseline(settings.baseline, self.results, keep=keep)
+            self.written.append(f"baseline written: {settings.baseline}")
+        if settings.fail_under is not None:
+            score = robustness_score(self.results)
+            if session.exitstatus == pytest.ExitCode.TESTS_FAILED and not self.other_failures:
+                session.exitstatus = pytest.ExitCode.OK
+            if below_fail_under(score, settings.fail_under):
+                self.gate_line = fail_under_line(score, settings.fail_under)
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        verbosity = self.config.get_verbosity()
+        lines = terminal_summary(self.results, self.stats(), verbosity)
+        if self.session.baseline is not None and self.results:
+            new, removed = changes(self.results, self.session.baseline)
+            lines += changes_lines(new, removed, self.session.settings.baseline)
+        lines += self.written
+        if self.gate_line:
+            lines.append(self.gate_line)
+        if lines:
+            terminalreporter.write_sep("-", "promptpert")
+            for line in lines:
+                terminalreporter.write_line(line)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:

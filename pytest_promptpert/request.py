@@ -110,7 +110,9 @@ def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr)
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr
+    )
 
 
 @dataclass(frozen=True, eq=False)

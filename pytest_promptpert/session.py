@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .baseline import check
 from .client import CachedLLM
 from .compare import Comparison, compare, failure_message, trim
 from .metrics import MetricCatalog, metric_name
@@ -62,6 +63,12 @@ class PromptpertSession:
         self._client: CachedLLM | None = None
         self._lock = threading.Lock()
         self._prefetched: set[str] = set()
+        #: the recorded scores the run is held to (None: no baseline file, or updating it)
+        self.baseline: Mapping[str, Any] | None = None
+
+    @property
+    def has_client(self) -> bool:
+        return self._client is not None
 
     @property
     def client(self) -> CachedLLM:
@@ -264,5 +271,17 @@ class ItemRun:
                 "\n\n".join(failure_message(self.variant, c) for c in failed),
                 worst.score,
             )
+        if self.session.baseline is not None:
+            regressed = check(
+                {
+                    "test": self.plan.test,
+                    "variant": self.variant,
+                    "score": worst.score,
+                    "metric": worst.metric,
+                },
+                self.session.baseline,
+                self.plan.settings.baseline_tolerance,
+            )
+            if regressed:
+                return Verdict("failed", regressed, worst.score)
         return Verdict("passed", score=worst.score)
-

@@ -63,16 +63,15 @@ def _bad(where: str, value: object, why: str) -> SettingsError:
 
 
 def _number(value: object, where: str) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise _bad(where, value, "is not a number")
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise _bad(where, value, "is not a number") from None
-    if not isinstance(value, (int, float)) or math.isnan(value):
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise _bad(where, value, "is not a number") from None
+    if math.isnan(number) or math.isinf(number):
         raise _bad(where, value, "is not a number")
-    return float(value)
+    return number
 
 
 def _unit_interval(value: object, where: str) -> float:
@@ -160,7 +159,7 @@ def _variant_names(value: object, where: str) -> tuple[str, ...]:
 
 def _metric(value: object, where: str) -> str | Callable[[str, str], float]:
     if callable(value):
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise _bad(where, value, "must be a metric name or a callable (original, variant) -> float")
@@ -204,7 +203,8 @@ def read_pyproject(path: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("promptpert", {})
+    tool = data.get("tool", {})
+    table = tool.get("promptpert", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise SettingsError(f"{where}: must be a table, not {type(table).__name__}")
     return table

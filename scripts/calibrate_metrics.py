@@ -39,7 +39,7 @@ PROMPTS = {
     ),
     "sea": "Write one sentence about the sea.",
 }
-THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
 def collect(max_tokens: int) -> list[dict[str, str]]:
@@ -58,7 +58,14 @@ def collect(max_tokens: int) -> list[dict[str, str]]:
     return rows
 
 
-def report(rows: list[dict[str, str]], labels: dict[str, str]) -> None:
+def first_line(text: str) -> str:
+    """The first non-empty line: the answer, before a base model rambles on."""
+    return next((line for line in text.splitlines() if line.strip()), "")
+
+
+def report(rows: list[dict[str, str]], labels: dict[str, str], *, cut: bool = False) -> None:
+    if cut:
+        rows = [{**r, "output": first_line(r["output"])} for r in rows]
     originals = {r["prompt"]: r["output"] for r in rows if r["variant"] == "original"}
     pairs = [r for r in rows if r["variant"] != "original"]
     labelled = [(r, labels.get(f"{r['prompt']}/{r['variant']}")) for r in pairs]
@@ -104,7 +111,10 @@ def main() -> None:
     labels_path = HERE / "calibration_labels.json"
     labels = json.loads(labels_path.read_text(encoding="utf-8")) if labels_path.exists() else {}
     if labels:
+        print("### Whole outputs\n")
         report(rows, labels)
+        print("\n### First non-empty line of each output\n")
+        report(rows, labels, cut=True)
 
 
 if __name__ == "__main__":

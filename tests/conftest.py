@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import fake_provider  # noqa: E402
+import fake_provider
 
 #: A key the fake provider accepts; tests search everything the run wrote for it.
 SENTINEL_KEY = "sk-promptpert-sentinel-7f3a9c2e"

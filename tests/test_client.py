@@ -7,13 +7,15 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from conftest import SENTINEL_KEY
 from fake_provider import FakeProvider
+
 from pytest_promptpert import AuthenticationFailed, CachedLLM, CacheMissError, ProviderError
 
 
-def client(provider: FakeProvider, tmp_path: Path, model: str = "stable", **kw: object) -> CachedLLM:
+def client(
+    provider: FakeProvider, tmp_path: Path, model: str = "stable", **kw: object
+) -> CachedLLM:
     kw.setdefault("backoff", 0.01)
     return CachedLLM(f"openai/{model}", api_base=provider.url, cache_dir=tmp_path / "c", **kw)  # type: ignore[arg-type]
 
@@ -41,7 +43,9 @@ def test_second_call_is_answered_from_disk(provider: FakeProvider, tmp_path: Pat
     ],
     ids=lambda p: next(iter(p)),
 )
-def test_every_output_changing_param_is_in_the_key(tmp_path: Path, params: dict[str, object]) -> None:
+def test_every_output_changing_param_is_in_the_key(
+    tmp_path: Path, params: dict[str, object]
+) -> None:
     llm = CachedLLM("openai/x", cache_dir=tmp_path)
     assert llm.request("hi").key() != llm.request("hi", **params).key()
 
@@ -131,7 +135,9 @@ def test_concurrency_bounds_calls_in_flight(provider: FakeProvider, tmp_path: Pa
     assert provider.max_in_flight == 3
 
 
-def test_rate_limit_is_retried_honouring_retry_after(provider: FakeProvider, tmp_path: Path) -> None:
+def test_rate_limit_is_retried_honouring_retry_after(
+    provider: FakeProvider, tmp_path: Path
+) -> None:
     provider.faults = [429, 503]
     provider.retry_after = "0"
     with client(provider, tmp_path) as llm:

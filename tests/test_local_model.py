@@ -34,7 +34,7 @@ def local_extra() -> None:
 
 
 #: Recorded at the end of each pytester session, before the plugin stops the servers.
-RECORDER = '''
+RECORDER = """
 import json, os, sys
 from pathlib import Path
 
@@ -60,7 +60,7 @@ def pytest_sessionfinish(session):
         "modules": sorted(m for m in ("litellm", "llama_cpp") if m in sys.modules),
         "servers": server_pids(),
     }))
-'''
+"""
 
 
 @pytest.fixture

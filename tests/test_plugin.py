@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import sys
-from pathlib import Path
-
 import pytest
-
 from conftest import SENTINEL_KEY
 
 SIGN = "create a sign with a message on it that describes your situation"
@@ -125,7 +120,8 @@ def test_chat_messages_variant_changes_only_the_last_user_message(project, provi
                 {"role": "assistant", "content": "ok"},
                 {"role": "user", "content": "second question"},
             ])
-            assert out == ("SECOND QUESTION" if promptpert.variant == "uppercase" else "second question")
+            expected = "second question"
+            assert out == (expected.upper() if promptpert.variant == "uppercase" else expected)
         """
     )
     pytester.runpytest().assert_outcomes(passed=2)
@@ -149,7 +145,9 @@ def test_perturb_targets_one_slot_of_a_template(project, provider):
     )
     result = pytester.runpytest("-v")
     # exact ignores case, so only the period is a change of behaviour
-    result.stdout.fnmatch_lines(["*test_template[[]uppercase[]] PASSED*", "*[[]add_period[]] FAILED*"])
+    result.stdout.fnmatch_lines(
+        ["*test_template[[]uppercase[]] PASSED*", "*[[]add_period[]] FAILED*"]
+    )
     assert sorted(provider.prompts()) == sorted(
         [
             "Context: Paris is in France.\nQuestion: where is paris\nAnswer:",
@@ -225,16 +223,22 @@ def test_precedence_marker_over_command_line_over_pyproject(project):
 @pytest.mark.parametrize(
     ("setting", "option", "expected"),
     [
-        ({"threshold": '"high"'}, [], "*[[]tool.promptpert[]] threshold in *pyproject.toml: 'high' is not a number*"),
-        ({}, ["--promptpert-threshold=1.5"], "*--promptpert-threshold: '1.5' is outside [[]0, 1[]]*"),
+        (
+            {"threshold": '"high"'},
+            [],
+            "*[[]tool.promptpert[]] threshold in *pyproject.toml: 'high' is not a number*",
+        ),
+        (
+            {},
+            ["--promptpert-threshold=1.5"],
+            "*--promptpert-threshold: '1.5' is outside [[]0, 1[]]*",
+        ),
         ({"colour": '"red"'}, [], "*unknown key 'colour'*"),
         ({}, ["--promptpert-variants=add_period,nope"], "*unknown variant 'nope'*"),
         ({}, ["--promptpert-metric=cosine"], "*--promptpert-metric*unknown metric 'cosine'*"),
     ],
 )
-def test_bad_configuration_is_a_usage_error_naming_its_source(
-    pytester, setting, option, expected
-):
+def test_bad_configuration_is_a_usage_error_naming_its_source(pytester, setting, option, expected):
     lines = ["[tool.promptpert]"] + [f"{k} = {v}" for k, v in setting.items()]
     pytester.makefile(".toml", pyproject="\n".join(lines))
     pytester.makepyfile("def test_nothing(): pass")
@@ -275,10 +279,14 @@ def test_help_markers_and_header(project):
     for option in ("model", "variants", "threshold", "metric", "cache-dir", "cache"):
         assert f"--promptpert-{option}" in help_text
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.promptpert(variants=None, threshold=None, metric=None, samples=None)*"])
+    result.stdout.fnmatch_lines(
+        ["@pytest.mark.promptpert(variants=None, threshold=None, metric=None, samples=None)*"]
+    )
     pytester.makepyfile("def test_a(): pass")
     result = pytester.runpytest("--strict-markers")
-    result.stdout.fnmatch_lines(["promptpert: model=openai/stable, *cache=*.promptpert_cache (auto)*"])
+    result.stdout.fnmatch_lines(
+        ["promptpert: model=openai/stable, *cache=*.promptpert_cache (auto)*"]
+    )
 
 
 def test_conftest_hooks_add_a_variant_and_a_metric(project, provider):
@@ -342,7 +350,9 @@ def test_xdist_gives_the_serial_verdicts_without_duplicate_calls(project, provid
         import pytest
 
         @pytest.mark.parametrize("q", ["Tell me a joke", "Name a colour", "Count to three"])
-        @pytest.mark.promptpert(variants=["lower_first", "add_period", "uppercase", "trailing_space"])
+        @pytest.mark.promptpert(
+            variants=["lower_first", "add_period", "uppercase", "trailing_space"]
+        )
         def test_q(llm, q):
             llm(q)
         """

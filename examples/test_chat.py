@@ -1,0 +1,23 @@
+"""Chat-style prompts: a system message plus the user's question.
+
+The bundled model is a base model, so pytest-promptpert sends it the messages' texts joined by
+blank lines; the variant is applied to the last user message only.
+"""
+
+import pytest
+
+SYSTEM = {"role": "system", "content": "Answer geography questions in one short sentence."}
+
+
+@pytest.mark.promptpert(variants=["strip_period", "exclamation", "leading_space"])
+def test_capital_of_italy(llm):
+    llm([SYSTEM, {"role": "user", "content": "Q: What is the capital of Italy?\nA:"}])
+
+
+@pytest.mark.promptpert(variants=["leading_space", "double_space", "trailing_newline"])
+class TestOpposites:
+    def test_hot(self, llm):
+        assert "cold" in llm("The opposite of hot is").lower()
+
+    def test_day(self, llm):
+        assert llm("The opposite of day is")

@@ -1,0 +1,30 @@
+"""Short factual questions in the Q:/A: format our FAQ bot uses."""
+
+import pytest
+
+QA = "Q: {question}\nA:"
+
+
+@pytest.mark.promptpert(variants=["leading_space", "uppercase", "lower_first"])
+def test_capital_of_france_is_robust(llm):
+    answer = llm(QA.format(question="What is the capital of France?"))
+    assert "Paris" in answer
+
+
+@pytest.mark.promptpert(variants=["strip_period", "lowercase", "title"])
+def test_question_slot_only(llm, promptpert):
+    # Only the user's question is perturbed, never the Q:/A: scaffolding around it.
+    question = promptpert.perturb("What is the capital of France?")
+    answer = llm(QA.format(question=question))
+    assert "Paris" in answer
+
+
+@pytest.mark.promptpert(variants=["trailing_space", "trailing_newline"])
+@pytest.mark.known_divergence(
+    "trailing_space",
+    "trailing_newline",
+    reason="after the 'A:' cue a trailing space or newline is out of distribution for the"
+    " model's word pieces: it answers with digits or repeats the question",
+)
+def test_answer_cue_whitespace(llm):
+    assert llm(QA.format(question="What is the capital of France?"))

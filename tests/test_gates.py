@@ -1,0 +1,119 @@
+"""Reports and CI gates end to end: JSON, HTML, JUnit, step summary, fail-under, baseline."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+THREE_TESTS = """
+import pytest
+
+@pytest.mark.promptpert(variants=["add_period", "uppercase", "lower_first"])
+@pytest.mark.parametrize("q", ["Tell me a story", "Name a colour", "Count to three"])
+def test_q(llm, q):
+    llm(q)
+"""
+
+
+def test_json_report_has_the_contract_fields(project, tmp_path):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    report = tmp_path / "out" / "report.json"
+    result = pytester.runpytest(f"--promptpert-report={report}")
+    result.assert_outcomes(passed=9, failed=3)
+    data = json.loads(report.read_text())
+    assert data["version"] == 1
+    assert len(data["results"]) == 12
+    first = next(r for r in data["results"] if r["variant"] == "lower_first")
+    for key in ("nodeid", "test", "variant", "metric", "threshold", "score", "outcome"):
+        assert key in first
+    assert first["outcome"] == "failed" and first["score"] < first["threshold"]
+    assert first["test"] == first["nodeid"].replace("-lower_first]", "]")
+    summary = data["summary"]
+    assert summary["robustness"] == pytest.approx(6 / 9)
+    assert summary["calls"] == 12 and summary["cache_misses"] == 12
+    assert summary["tokens"] > 0
+    # The terminal summary names the sensitive variant.
+    result.stdout.fnmatch_lines(["*promptpert*", "*lower_first*3 of 3 tests*"])
+
+
+def test_html_report_is_self_contained(project, tmp_path):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    html = tmp_path / "report.html"
+    pytester.runpytest(f"--promptpert-html={html}")
+    text = html.read_text()
+    assert text.count('class="cell') >= 9
+    assert "http://" not in text and "https://" not in text
+
+
+def test_junit_properties_and_github_step_summary(project, tmp_path, monkeypatch):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    step_summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    junit = tmp_path / "junit.xml"
+    pytester.runpytest(f"--junitxml={junit}")
+    props = {
+        (case.get("name"), p.get("name")): p.get("value")
+        for case in ET.parse(junit).iter("testcase")
+        for p in case.iter("property")
+    }
+    assert props[("test_q[Tell me a story-uppercase]", "promptpert_variant")] == "uppercase"
+    assert "robustness" in step_summary.read_text().lower()
+
+
+@pytest.mark.parametrize(
+    ("fail_under", "expected_exit"),
+    [("0.5", pytest.ExitCode.OK), ("0.9", pytest.ExitCode.TESTS_FAILED)],
+)
+def test_fail_under_gates_on_the_robustness_score(project, fail_under, expected_exit):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    result = pytester.runpytest(f"--promptpert-fail-under={fail_under}")
+    result.assert_outcomes(passed=9, failed=3)  # failures stay visible
+    assert result.ret == expected_exit
+    if expected_exit:
+        result.stdout.fnmatch_lines(["*robustness score 0.667 is below*0.9*"])
+
+
+def test_fail_under_does_not_excuse_a_failing_original(project):
+    pytester = project("case")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["uppercase"])
+        def test_q(llm, promptpert):
+            llm("Name a colour")
+            assert promptpert.variant != "original"
+        """
+    )
+    result = pytester.runpytest("--promptpert-fail-under=0.1")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_baseline_catches_a_regression_above_the_threshold(project):
+    pytester = project("echo", threshold=0.3, metric="ratio")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["add_period"])
+        def test_q(llm):
+            llm(open("prompt.txt").read())
+        """
+    )
+    (pytester.path / "prompt.txt").write_text("a long prompt that the model echoes back")
+    result = pytester.runpytest("--promptpert-update-baseline")
+    result.assert_outcomes(passed=2)
+    baseline = json.loads((pytester.path / "promptpert-baseline.json").read_text())
+    recorded = baseline["scores"]["test_baseline_catches_a_regression_above_the_threshold.py::test_q"]["add_period"]
+    assert recorded > 0.95
+    # Shorter prompt: the echo now differs more, still above the threshold.
+    (pytester.path / "prompt.txt").write_text("short")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines([f"*regressed against the baseline*below the recorded {recorded:.3f}*"])
