@@ -9,9 +9,13 @@ import pytest
 SYSTEM = {"role": "system", "content": "Answer geography questions in one short sentence."}
 
 
-@pytest.mark.promptpert(variants=["strip_period", "exclamation", "leading_space"])
+@pytest.mark.promptpert(variants=["exclamation", "leading_space"])
+@pytest.mark.known_divergence(
+    "exclamation", reason="'A:!' makes the model repeat the question and answer 'Italy'"
+)
 def test_capital_of_italy(llm):
-    llm([SYSTEM, {"role": "user", "content": "Q: What is the capital of Italy?\nA:"}])
+    answer = llm([SYSTEM, {"role": "user", "content": "Q: What is the capital of Italy?\nA:"}])
+    assert "Rome" in answer
 
 
 @pytest.mark.promptpert(variants=["leading_space", "double_space", "trailing_newline"])
@@ -19,5 +23,8 @@ class TestOpposites:
     def test_hot(self, llm):
         assert "cold" in llm("The opposite of hot is").lower()
 
+    @pytest.mark.known_divergence(
+        "trailing_newline", reason="'...day is' + newline: the model loops on 'day is'"
+    )
     def test_day(self, llm):
-        assert llm("The opposite of day is")
+        assert "night" in llm("The opposite of day is").lower()

@@ -12,6 +12,11 @@ def test_capital_of_france_is_robust(llm):
 
 
 @pytest.mark.promptpert(variants=["strip_period", "lowercase", "title"])
+@pytest.mark.known_divergence(
+    "lowercase",
+    "title",
+    reason="an all lower-case question gets a run of zeros; a Title Case one a circular answer",
+)
 def test_question_slot_only(llm, promptpert):
     # Only the user's question is perturbed, never the Q:/A: scaffolding around it.
     question = promptpert.perturb("What is the capital of France?")
@@ -27,4 +32,4 @@ def test_question_slot_only(llm, promptpert):
     " model's word pieces: it answers with digits or repeats the question",
 )
 def test_answer_cue_whitespace(llm):
-    assert llm(QA.format(question="What is the capital of France?"))
+    assert "Paris" in llm(QA.format(question="What is the capital of France?"))

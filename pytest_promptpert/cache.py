@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import socket
 import sqlite3
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,6 +20,21 @@ if TYPE_CHECKING:
     import diskcache
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
+
+
+def _dead_here(holder: str) -> bool:
+    """True when *holder* (host:pid:thread) is a process of this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class CacheWarning(UserWarning):
@@ -95,15 +113,28 @@ class ResponseCache:
             self._open().set(request.key(), completion.to_json(request))
 
     @contextlib.contextmanager
-    def lock(self, request: Request) -> Iterator[None]:
-        """Hold a lock on *request*'s key across processes sharing this directory."""
+    def lock(self, request: Request, *, expire: float = 600.0) -> Iterator[None]:
+        """Hold a lock on *request*'s key across processes sharing this directory.
+
+        The lock names its holder (host and pid): a waiter breaks the lock of a holder that
+        died on this host (a SIGKILLed run) instead of waiting for it to expire.
+        """
         if self.mode in ("off", "replay"):
             yield
             return
-        import diskcache
-
-        with diskcache.Lock(self._open(), f"lock:{request.key()}", expire=600):
+        cache = self._open()
+        name = f"lock:{request.key()}"
+        me = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        while not cache.add(name, me, expire=expire, retry=True):
+            holder = cache.get(name, retry=True)
+            if isinstance(holder, str) and _dead_here(holder):
+                cache.delete(name, retry=True)
+                continue
+            time.sleep(0.02)
+        try:
             yield
+        finally:
+            cache.delete(name, retry=True)
 
     def __len__(self) -> int:
         return len(self._open()) if self.directory.exists() else 0

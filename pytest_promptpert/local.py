@@ -55,6 +55,11 @@ _SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "pydantic
 
 # Run as the server process: ask the kernel for SIGTERM when the parent goes, make sure the
 # parent did not already go (the race between fork and prctl), then run the real server.
+# llama-cpp-python reuses the KV cache of the previous prompt's common prefix and evaluates only
+# the rest; the logits then differ in the last bits from a whole-prompt evaluation, enough to
+# flip near-ties under greedy decoding (measured: a few-shot prompt answered ' positive' or ''
+# depending on which prompt the server saw before). Forgetting the previous prompt makes every
+# answer a function of its own request only, whatever the order, concurrency or xdist split.
 _BOOTSTRAP = """\
 import ctypes, os, runpy, signal, sys
 parent = int(sys.argv.pop(1))
@@ -63,6 +68,12 @@ if sys.platform.startswith("linux"):
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 if os.getppid() != parent:
     sys.exit(0)
+import llama_cpp
+_generate = llama_cpp.Llama.generate
+def generate(self, tokens, *args, **kwargs):
+    self.n_tokens = 0  # no prefix reuse: the prompt is evaluated whole
+    return _generate(self, tokens, *args, **kwargs)
+llama_cpp.Llama.generate = generate
 sys.argv[0] = "llama_cpp.server"
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """

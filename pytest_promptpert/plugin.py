@@ -105,11 +105,23 @@ def pytest_configure(config: pytest.Config) -> None:
         session.test_settings({}, "settings")  # every configured name must exist
         if not config.getoption("promptpert_update_baseline"):
             session.baseline = load_baseline(settings.baseline)
+        if settings.cache != "off" and not hasattr(config, "workerinput"):
+            _check_cache_dir(settings)
     except (SettingsError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-promptpert: {exc}") from None
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
     config.pluginmanager.register(RunReport(config, session), "promptpert-report")
+
+
+def _check_cache_dir(settings: Settings) -> None:
+    try:
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"{settings.where('cache_dir')}: cache directory {str(settings.cache_dir)!r}"
+            f" cannot be created ({exc.strerror or exc})"
+        ) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -110,10 +110,14 @@ def test_baseline_catches_a_regression_above_the_threshold(project):
     result = pytester.runpytest("--promptpert-update-baseline")
     result.assert_outcomes(passed=2)
     baseline = json.loads((pytester.path / "promptpert-baseline.json").read_text())
-    recorded = baseline["scores"]["test_baseline_catches_a_regression_above_the_threshold.py::test_q"]["add_period"]
+    recorded = baseline["scores"][
+        "test_baseline_catches_a_regression_above_the_threshold.py::test_q"
+    ]["add_period"]
     assert recorded > 0.95
     # Shorter prompt: the echo now differs more, still above the threshold.
     (pytester.path / "prompt.txt").write_text("short")
     result = pytester.runpytest()
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([f"*regressed against the baseline*below the recorded {recorded:.3f}*"])
+    result.stdout.fnmatch_lines(
+        [f"*regressed against the baseline*below the recorded {recorded:.3f}*"]
+    )
