@@ -111,6 +111,32 @@ def _cost(litellm: Any, response: Any) -> float:
         return 0.0
 
 
+def estimate(request: Request) -> tuple[int, float]:
+    """(tokens, USD) a call would cost at most: ~4 characters a token plus max_tokens.
+
+    A rough, offline estimate (no tokenizer download); 0.0 USD for models litellm's bundled
+    price map does not know, such as local ones.
+    """
+    text = sum(len(str(m.get("content", ""))) for m in request.messages)
+    prompt_tokens = text // 4 + 4 * len(request.messages)
+    completion_tokens = int(request.params.get("max_tokens") or 256)
+    if request.model.startswith("local/"):
+        return prompt_tokens + completion_tokens, 0.0
+    litellm = import_litellm()
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=request.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+        )
+        cost = float(prompt_cost) + float(completion_cost)
+    except Exception:
+        cost = 0.0
+    return prompt_tokens + completion_tokens, cost
+
+
+class BudgetExceeded(ProviderError):
+    """--promptpert-max-cost is reached: no new call is made."""
+
+
 class LiteLLMBackend:
     """Calls litellm with retries; routes ``local/...`` models to a llama.cpp server."""
 

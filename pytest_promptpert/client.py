@@ -9,9 +9,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .backend import LiteLLMBackend
+from .backend import BudgetExceeded, LiteLLMBackend, estimate
 from .cache import ResponseCache
 from .request import Completion, Prompt, Request, to_messages
+
+
+class Planned(LookupError):
+    """Plan mode: the answer is not cached, and the call was listed instead of made."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        super().__init__(f"not in the cache: {request.model!r} {request.prompt!r:.120}")
 
 
 class CacheMissError(LookupError):
@@ -70,6 +78,7 @@ class CachedLLM:
         retries: int = 3,
         timeout: float = 60.0,
         backoff: float = 0.5,
+        max_cost: float | None = None,
         **defaults: Any,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
@@ -90,6 +99,11 @@ class CachedLLM:
         self._memo: dict[str, Completion] = {}  # mode "off": this run's answers
         self._refreshed: set[str] = set()  # mode "refresh": keys already refreshed this run
         self._executor: ThreadPoolExecutor | None = None
+        self.max_cost = max_cost
+        self._reserved = 0.0
+        #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
+        self.planning = False
+        self.planned: dict[str, tuple[Request, int, float]] = {}
 
     # --- building requests --------------------------------------------------------------
 
@@ -165,6 +179,11 @@ class CachedLLM:
             self.stats.misses += 1
         if mode == "replay":
             raise CacheMissError(request)
+        if self.planning:
+            tokens, cost = estimate(request)
+            with self._lock:
+                self.planned.setdefault(key, (request, tokens, cost))
+            raise Planned(request)
         return None
 
     def _call_into(self, key: str, request: Request, future: Future[Completion]) -> None:
@@ -173,7 +192,12 @@ class CachedLLM:
                 # Another process may have fetched it while we waited for the lock.
                 found = self.cache.get(request)
                 if found is None:
-                    found = self.backend.call(request)
+                    reserved = self._reserve_budget(request)
+                    try:
+                        found = self.backend.call(request)
+                    finally:
+                        with self._lock:
+                            self._reserved -= reserved
                     self.cache.set(request, found)
                     with self._lock:
                         self.stats.calls += 1
@@ -190,6 +214,24 @@ class CachedLLM:
             self._settle(key, future, error=exc)
         else:
             self._settle(key, future, result=found)
+
+    def _reserve_budget(self, request: Request) -> float:
+        """Count *request*'s estimated cost against ``max_cost`` while it is in flight."""
+        if self.max_cost is None:
+            return 0.0
+        _, cost = estimate(request)
+        with self._lock:
+            spent = self.stats.cost + self._reserved
+            if spent + cost > self.max_cost:
+                raise BudgetExceeded(
+                    request.model,
+                    None,
+                    f"--promptpert-max-cost ${self.max_cost:.4f} reached (spent or in flight"
+                    f" ${spent:.4f}, this call ~${cost:.4f}); not calling for prompt"
+                    f" {request.prompt!r:.120}",
+                )
+            self._reserved += cost
+        return cost
 
     def _settle(
         self,

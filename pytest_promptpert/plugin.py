@@ -13,7 +13,7 @@ import pytest
 from . import hookspecs
 from .backend import ProviderError
 from .baseline import changes, changes_lines, load_baseline, write_baseline
-from .client import CachedLLM, CacheMissError, Stats
+from .client import CachedLLM, CacheMissError, Planned, Stats
 from .html_report import render_html
 from .metrics import MetricCatalog, builtin_metrics
 from .report import (
@@ -22,6 +22,7 @@ from .report import (
     fail_under_line,
     header_line,
     markdown_summary,
+    plan_lines,
     robustness_score,
     terminal_summary,
 )
@@ -60,6 +61,11 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         " below this; variant failures alone then no longer fail the run",
         {"metavar": "X"},
     ),
+    "max-cost": (
+        "make no new model call once the estimated spend (USD) would pass this;"
+        " the items left are errors that say so",
+        {"metavar": "USD"},
+    ),
 }
 
 
@@ -77,6 +83,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=help_text,
             **extra,
         )
+    group.addoption(
+        "--promptpert-plan",
+        action="store_true",
+        default=False,
+        help="list the model calls the run would make that are not cached, with estimated"
+        " tokens and cost, without calling the model (those items are skipped)",
+    )
     group.addoption(
         "--promptpert-update-baseline",
         action="store_true",
@@ -109,6 +122,8 @@ def pytest_configure(config: pytest.Config) -> None:
             _check_cache_dir(settings)
     except (SettingsError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-promptpert: {exc}") from None
+    if config.getoption("promptpert_plan"):
+        session.client.planning = True
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
     config.pluginmanager.register(RunReport(config, session), "promptpert-report")
@@ -248,7 +263,10 @@ def promptpert(request: pytest.FixtureRequest) -> ItemRun:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    result = yield
+    try:
+        result = yield
+    except Planned as planned:
+        pytest.skip(f"promptpert plan: {planned}")
     run = item.stash.get(ITEM_RUN, None)
     if run is not None:
         verdict = run.verdict()
@@ -378,6 +396,8 @@ class RunReport:
         if self.session.baseline is not None and self.results:
             new, removed = changes(self.results, self.session.baseline)
             lines += changes_lines(new, removed, self.session.settings.baseline)
+        if self.session.has_client and self.session.client.planning:
+            lines += plan_lines(list(self.session.client.planned.values()))
         lines += self.written
         if self.gate_line:
             lines.append(self.gate_line)

@@ -400,3 +400,21 @@ def _markdown_failures(results: Sequence[Result]) -> list[str]:
     if len(bad) > MAX_MARKDOWN_ROWS:
         lines += ["", f"… and {len(bad) - MAX_MARKDOWN_ROWS} more."]
     return lines
+
+
+def plan_lines(planned: Sequence[tuple[Any, int, float]], limit: int = 50) -> list[str]:
+    """``--promptpert-plan``: the calls not in the cache, as (request, tokens, USD) triples."""
+    tokens = sum(t for _, t, _ in planned)
+    cost = sum(c for _, _, c in planned)
+    lines = [
+        f"promptpert plan: {len(planned)} model calls not in the cache,"
+        f" ~{tokens} tokens, est. cost {format_cost(cost)} (no call was made)"
+    ]
+    for request, t, c in planned[:limit]:
+        sample = f" sample {request.sample}" if request.sample else ""
+        lines.append(
+            f"  {request.model}{sample}: {trim(request.prompt, 80)!r} ~{t} tokens {format_cost(c)}"
+        )
+    if len(planned) > limit:
+        lines.append(f"  ... and {len(planned) - limit} more")
+    return lines

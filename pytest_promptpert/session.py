@@ -110,6 +110,7 @@ def make_client(settings: Settings) -> CachedLLM:
         concurrency=settings.concurrency,
         retries=settings.retries,
         timeout=settings.timeout,
+        max_cost=settings.max_cost,
         temperature=settings.temperature,
         max_tokens=settings.max_tokens,
     )

@@ -49,6 +49,7 @@ class Settings:
     fail_under: float | None = None
     baseline: Path = Path("promptpert-baseline.json")
     baseline_tolerance: float = 0.05
+    max_cost: float | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
@@ -188,6 +189,7 @@ VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     "fail_under": _optional_unit,
     "baseline": _path,
     "baseline_tolerance": _unit_interval,
+    "max_cost": lambda value, where: None if value is None else _non_negative(value, where),
 }
 
 #: The keys a marker may set; more may be added, anything else is an error.

@@ -121,3 +121,68 @@ def test_baseline_catches_a_regression_above_the_threshold(project):
     result.stdout.fnmatch_lines(
         [f"*regressed against the baseline*below the recorded {recorded:.3f}*"]
     )
+
+
+NOISY = """
+import pytest
+
+@pytest.mark.promptpert(variants=["uppercase", "add_period"], metric="ratio", threshold=0.99, {extra})
+def test_noisy(llm):
+    llm("tell me something", temperature=1.0)
+"""
+
+
+def test_noise_floor_spares_a_sampled_model_within_its_own_spread(project, provider):
+    pytester = project("noisy")
+    # One sample: the variant's answer differs from the original's by sampling alone.
+    pytester.makepyfile(NOISY.replace("{extra}", "samples=1"))
+    pytester.runpytest().assert_outcomes(passed=1, failed=2)
+    # Three samples: the original differs as much from itself, so the variants pass.
+    pytester.makepyfile(NOISY.replace("{extra}", "samples=3"))
+    result = pytester.runpytest("--promptpert-report=r.json")
+    result.assert_outcomes(passed=3)
+    data = json.loads((pytester.path / "r.json").read_text())
+    variant = next(r for r in data["results"] if r["variant"] == "uppercase")
+    assert variant["noise_floor"] < 0.99 and len(variant["sample_scores"]) == 9
+    # samples=1 run: 3 calls; samples=3 run: samples 1 and 2 of each (sample 0 is cached).
+    assert provider.calls == 3 + 3 * 2
+
+
+def test_noise_floor_still_fails_a_fragile_prompt(project):
+    pytester = project("case")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["lower_first"], samples=3)
+        def test_fragile(llm):
+            llm("Tell me something", temperature=1.0)
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1, failed=1)
+
+
+def test_plan_lists_uncached_calls_without_calling(project, provider):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    pytester.runpytest("-k", "Tell")  # caches one test's four requests
+    calls = provider.calls
+    result = pytester.runpytest("--promptpert-plan")
+    assert provider.calls == calls == 4
+    result.stdout.fnmatch_lines(["*promptpert plan: 8 model calls not in the cache*"])
+    result.assert_outcomes(passed=3, failed=1, skipped=8)  # cached items are judged as usual
+
+
+def test_max_cost_stops_new_calls_with_a_clear_error(project, provider):
+    pytester = project("case")
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.promptpert]\nmodel = "gpt-4o-mini"\napi_base = "{provider.url}"\n',
+    )
+    pytester.makepyfile(THREE_TESTS)
+    result = pytester.runpytest("--promptpert-max-cost=0.00005")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors", 0) > 0
+    result.stdout.fnmatch_lines(["*--promptpert-max-cost $0.0001 reached*"])
+    assert 0 < provider.calls < 12
