@@ -10,7 +10,7 @@ FEW_SHOT = (
 
 
 @pytest.mark.promptpert(
-    variants=["lowercase", "uppercase", "title", "trailing_newline", "trailing_space", "add_period"],
+    variants=["casing", "trailing_newline", "trailing_space", "add_period"],
     metric="exact",
 )
 @pytest.mark.known_divergence(

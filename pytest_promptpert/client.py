@@ -59,6 +59,18 @@ class Stats:
             setattr(self, name, value + type(value)(other.get(name, 0)))
 
 
+def _absolute_local_path(model: str) -> str:
+    """``local/rel/x.gguf`` -> ``local//abs/rel/x.gguf``: the key names the file, not the cwd."""
+    path = model.removeprefix("local/")
+    if (
+        model.startswith("local/")
+        and path.lower().endswith(".gguf")
+        and not Path(path).is_absolute()
+    ):
+        return "local/" + str(Path(path).resolve())
+    return model
+
+
 class CachedLLM:
     """A litellm client whose every answer goes through a disk cache.
 
@@ -85,7 +97,7 @@ class CachedLLM:
             raise ValueError(f"model must be a non-empty string, not {model!r}")
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
-        self.model = model
+        self.model = _absolute_local_path(model)
         self.defaults = dict(defaults)
         if api_base:
             # Part of the request (and so of the cache key): another server, another answer.

@@ -34,8 +34,9 @@ class Settings:
     model: str = DEFAULT_MODEL
     api_base: str | None = None
     variants: tuple[str, ...] = DEFAULT_VARIANTS
-    threshold: float = 0.6
-    metric: str | Callable[[str, str], float] = "token_set_ratio"
+    # Calibrated on Gemma 3 270M outputs (scripts/calibrate_metrics.py; README "Defaults").
+    threshold: float = 0.5
+    metric: str | Callable[[str, str], float] = "levenshtein"
     samples: int = 1
     cache_dir: Path = Path(".promptpert_cache")
     cache: str = "auto"

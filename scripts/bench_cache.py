@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pytest_promptpert.cache import ResponseCache
 from pytest_promptpert.client import CachedLLM
@@ -86,13 +87,20 @@ def disk_size(directory: Path) -> int:
     return sum(p.stat().st_size for p in directory.rglob("*") if p.is_file())
 
 
-def rss_now_kib() -> int:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return pages * resource.getpagesize() // 1024
+def memory_kib() -> dict[str, int]:
+    """This process's RSS now, its split, and its peak (``VmHWM``), from /proc, in KiB."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                fields[name] = int(value.split()[0])
+    return fields
 
 
 def peak_rss_kib() -> int:
+    # Linux keeps the larger of this image's peak and the parent's RSS when it forked, so the
+    # parent that starts this process must stay small (see main).
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 
 
@@ -131,11 +139,10 @@ def bench_latency(directory: Path, sizes: list[int], samples: int) -> list[str]:
     return rows
 
 
-def rss_phase(directory: Path, lookups: int, checkpoints: list[int]) -> None:
-    """In a fresh process: *lookups* cached fetches, RSS printed as JSON at *checkpoints*."""
-    before = rss_now_kib()
+def rss_phase(directory: Path, lookups: int, checkpoints: list[int]) -> dict[str, Any]:
+    """*lookups* cached fetches, with memory figures at *checkpoints*."""
+    out: dict[str, Any] = {"before": {**memory_kib(), "peak": peak_rss_kib()}, "points": []}
     llm = CachedLLM(MODEL, cache_dir=directory)
-    out = {"before": before, "points": []}
     began = time.perf_counter()
     for n in range(1, lookups + 1):
         llm.fetch(request(n - 1))
@@ -144,7 +151,8 @@ def rss_phase(directory: Path, lookups: int, checkpoints: list[int]) -> None:
                 {
                     "lookups": n,
                     "peak": peak_rss_kib(),
-                    "now": rss_now_kib(),
+                    **memory_kib(),
+                    "blocks": sys.getallocatedblocks(),
                     "seconds": time.perf_counter() - began,
                     "hits": llm.stats.hits,
                     "calls": llm.stats.calls,
@@ -152,33 +160,41 @@ def rss_phase(directory: Path, lookups: int, checkpoints: list[int]) -> None:
             )
     out["litellm_imported"] = "litellm" in sys.modules
     llm.close()
-    print(json.dumps(out))
+    return out
+
+
+def child(phase: str, directory: Path, args: argparse.Namespace) -> Any:
+    """Run *phase* in a fresh interpreter started by this small one; its JSON result."""
+    command = [sys.executable, __file__, "--phase", phase, "--directory", str(directory)]
+    command += ["--entries", str(args.entries), "--samples", str(args.samples)]
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
+    return json.loads(done.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=100_000, help="entries in the end")
     parser.add_argument("--samples", type=int, default=5000, help="timed lookups per size")
-    parser.add_argument("--rss-phase", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("latency", "rss"), help=argparse.SUPPRESS)
+    parser.add_argument("--directory", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     entries = args.entries
+    sizes = [s for s in (1_000, 10_000, 100_000) if s < entries] + [entries]
     checkpoints = [entries // 10, entries // 2, entries]
 
-    if args.rss_phase:
-        rss_phase(args.rss_phase, entries, checkpoints)
+    if args.phase == "latency":
+        print(json.dumps(bench_latency(args.directory, sizes, args.samples)))
+        return
+    if args.phase == "rss":
+        print(json.dumps(rss_phase(args.directory, entries, checkpoints)))
         return
 
-    sizes = [s for s in (1_000, 10_000, 100_000) if s < entries] + [entries]
+    # Both phases run in children of this process, which stays small: a child's ru_maxrss
+    # starts at its parent's RSS, and the fill leaves sqlite's page cache and mmap resident.
     with tempfile.TemporaryDirectory(prefix="promptpert-bench-cache-") as tmp:
         directory = Path(tmp) / "cache"
-        latency_rows = bench_latency(directory, sizes, args.samples)
-        child = subprocess.run(
-            [sys.executable, __file__, "--entries", str(entries), "--rss-phase", str(directory)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        rss = json.loads(child.stdout)
+        latency_rows = child("latency", directory, args)
+        rss = child("rss", directory, args)
 
     print(f"\n### Lookup latency, µs p50 / p99 ({args.samples:,} timed lookups per cell)\n")
     print(
@@ -188,13 +204,22 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(latency_rows))
 
+    before = rss["before"]
     print(f"\n### Memory: {entries:,} cached lookups through `CachedLLM.fetch`, fresh process\n")
-    print(f"RSS before the client was made: {mib(rss['before'])} MiB.\n")
-    print("| lookups | peak RSS (MiB) | RSS now (MiB) | hits | model calls | elapsed |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        f"Before the client was made: RSS {mib(before['VmRSS'])} MiB,"
+        f" peak (getrusage) {mib(before['peak'])} MiB.\n"
+    )
+    print(
+        "| lookups | peak RSS, getrusage (MiB) | RSS now (MiB) | of which anonymous"
+        " | of which file-backed (sqlite mmap) | Python heap blocks | hits | model calls"
+        " | elapsed |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for point in rss["points"]:
         print(
-            f"| {point['lookups']:,} | {mib(point['peak'])} | {mib(point['now'])}"
+            f"| {point['lookups']:,} | {mib(point['peak'])} | {mib(point['VmRSS'])}"
+            f" | {mib(point['RssAnon'])} | {mib(point['RssFile'])} | {point['blocks']:,}"
             f" | {point['hits']:,} | {point['calls']} | {point['seconds']:.1f} s |"
         )
     print(f"\nlitellm imported during the cached lookups: {rss['litellm_imported']}")

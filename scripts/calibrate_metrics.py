@@ -71,11 +71,15 @@ def report(rows: list[dict[str, str]], labels: dict[str, str], *, cut: bool = Fa
     labelled = [(r, labels.get(f"{r['prompt']}/{r['variant']}")) for r in pairs]
     n_same = sum(label == "same" for _, label in labelled)
     n_diff = sum(label == "different" for _, label in labelled)
-    print(f"{len(pairs)} variant/original pairs: {n_same} same, {n_diff} different,"
-          f" {len(pairs) - n_same - n_diff} unlabelled\n")
-    header = "| metric | same: min / median | different: median / max | " + " | ".join(
-        f"acc@{t}" for t in THRESHOLDS
-    ) + " |"
+    print(
+        f"{len(pairs)} variant/original pairs: {n_same} same, {n_diff} different,"
+        f" {len(pairs) - n_same - n_diff} unlabelled\n"
+    )
+    header = (
+        "| metric | same: min / median | different: median / max | "
+        + " | ".join(f"acc@{t}" for t in THRESHOLDS)
+        + " |"
+    )
     print(header)
     print("|---|---|---|" + "---:|" * len(THRESHOLDS))
     for name, metric in builtin_metrics().items():

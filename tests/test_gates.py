@@ -126,7 +126,9 @@ def test_baseline_catches_a_regression_above_the_threshold(project):
 NOISY = """
 import pytest
 
-@pytest.mark.promptpert(variants=["uppercase", "add_period"], metric="ratio", threshold=0.99, {extra})
+@pytest.mark.promptpert(
+    variants=["uppercase", "add_period"], metric="ratio", threshold=0.99, {extra}
+)
 def test_noisy(llm):
     llm("tell me something", temperature=1.0)
 """

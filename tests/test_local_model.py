@@ -252,7 +252,7 @@ def test_missing_model_package_names_the_install_command(
 
 
 def test_bad_local_model_names(tmp_path: Path) -> None:
-    with pytest.raises(LocalModelError, match="unknown local model.*local/PATH.gguf"):
+    with pytest.raises(LocalModelError, match=r"unknown local model.*local/PATH\.gguf"):
         model_path("local/gemma-9000")
     with pytest.raises(LocalModelError, match="no such GGUF file"):
         model_path("local/missing.gguf", tmp_path)

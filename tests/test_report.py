@@ -91,7 +91,13 @@ def test_variant_sensitivity_shares() -> None:
 
 
 def test_build_json_schema(tmp_path: Path) -> None:
-    settings = Settings(model="openai/fake", fail_under=0.8, baseline=tmp_path / "b.json")
+    settings = Settings(
+        model="openai/fake",
+        metric="token_set_ratio",
+        threshold=0.6,
+        fail_under=0.8,
+        baseline=tmp_path / "b.json",
+    )
     shuffled = list(reversed(suite()))
     data = build_json(shuffled, STATS, settings)
     assert data["version"] == 1
