@@ -5,11 +5,13 @@ Run from the repository root (no model, no network; a few minutes at most)::
     .venv/bin/python scripts/bench_cache.py
     .venv/bin/python scripts/bench_cache.py --entries 100000 --samples 5000
 
-Fills a ``ResponseCache`` in a temporary directory with synthetic requests and completions,
-and at 1k, 10k and 100k entries times lookups (hits and misses, p50/p99 in microseconds)
-through ``ResponseCache.get`` and through ``CachedLLM.fetch``. Then, in a fresh process so the
-fill does not count, makes ``--entries`` cached lookups through ``CachedLLM.fetch`` and reports
-the peak RSS as it goes. Prints Markdown tables.
+Fills a ``ResponseCache`` in a temporary directory with synthetic requests and completions
+(one ``set`` each, as calls would), and at 1k, 10k and 100k entries times lookups (hits and
+misses, p50/p99 in microseconds) through ``ResponseCache.get`` and ``CachedLLM.fetch``. Then,
+in another fresh process, makes ``--entries`` cached lookups through ``CachedLLM.fetch`` and
+reports peak RSS (getrusage), RSS split into anonymous and file-backed memory, and Python's
+allocated blocks as it goes. Both phases run in children of a small parent: on Linux a
+child's ru_maxrss starts at its parent's RSS. Prints Markdown tables.
 """
 
 from __future__ import annotations
