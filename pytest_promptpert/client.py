@@ -37,7 +37,11 @@ class CacheMissError(LookupError):
 
 @dataclass
 class Stats:
-    """What this client did. ``hits`` and ``misses`` count lookups; ``calls`` real calls."""
+    """What this client did, each distinct request counted once per run.
+
+    ``hits``: requests first found in the cache; ``misses``: requests that needed a call (or
+    failed in replay mode); ``calls``: real model calls made; ``errors``: calls that failed.
+    """
 
     calls: int = 0
     hits: int = 0
@@ -110,6 +114,8 @@ class CachedLLM:
         self._inflight: dict[str, Future[Completion]] = {}
         self._memo: dict[str, Completion] = {}  # mode "off": this run's answers
         self._refreshed: set[str] = set()  # mode "refresh": keys already refreshed this run
+        self._counted: set[str] = set()  # keys already counted in stats this run
+        self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
         self.max_cost = max_cost
         self._reserved = 0.0
@@ -185,10 +191,12 @@ class CachedLLM:
         else:
             found = self.cache.get(request)
         with self._lock:
+            first = key not in self._counted
+            self._counted.add(key)
             if found is not None:
-                self.stats.hits += 1
+                self.stats.hits += first
                 return found
-            self.stats.misses += 1
+            self.stats.misses += first
         if mode == "replay":
             raise CacheMissError(request)
         if self.planning:
@@ -216,6 +224,7 @@ class CachedLLM:
                         self.stats.prompt_tokens += found.prompt_tokens
                         self.stats.completion_tokens += found.completion_tokens
                         self.stats.cost += found.cost
+                        self._unclaimed.add(key)
             if self.cache.mode == "off":
                 self._memo[key] = found
             elif self.cache.mode == "refresh":
@@ -226,6 +235,19 @@ class CachedLLM:
             self._settle(key, future, error=exc)
         else:
             self._settle(key, future, result=found)
+
+    def claim_call(self, request: Request) -> bool:
+        """True once for each request this client called: who asked for it pays for it.
+
+        Lets per-item reports attribute every real call to exactly one item, whichever item
+        (or background prefetch) happened to make it.
+        """
+        key = request.key()
+        with self._lock:
+            if key in self._unclaimed:
+                self._unclaimed.discard(key)
+                return True
+            return False
 
     def _reserve_budget(self, request: Request) -> float:
         """Count *request*'s estimated cost against ``max_cost`` while it is in flight."""

@@ -15,7 +15,7 @@ from .baseline import check
 from .client import CachedLLM
 from .compare import Comparison, compare, failure_message, trim
 from .metrics import MetricCatalog, metric_name
-from .request import Message, Prompt, Request, map_all_text, map_last_user_text
+from .request import Completion, Message, Prompt, Request, map_all_text, map_last_user_text
 from .settings import Settings, SettingsError, with_marker
 from .variants import ORIGINAL, VariantCatalog
 
@@ -123,9 +123,6 @@ class CallRecord:
     original: Request
     variant: Request
     comparison: Comparison | None  # None: the variant left this prompt unchanged
-    hits: int = 0
-    calls: int = 0
-    tokens: int = 0
 
 
 @dataclass
@@ -138,6 +135,9 @@ class ItemRun:
     #: perturbed text -> the text it came from, for every ``perturb()`` that changed something
     _perturbed: dict[str, str] = field(default_factory=dict)
     _perturb_used: bool = False
+    calls: int = 0  # real model calls made for this item
+    hits: int = 0  # answers it used that were already there
+    tokens: int = 0  # tokens of its calls
 
     @property
     def variant(self) -> str:
@@ -180,13 +180,19 @@ class ItemRun:
         if self.variant == ORIGINAL:
             if not self._perturb_used:
                 self._prefetch_siblings(request)
-            return client.fetch_many(self._samples(request))[0].output
+            requests = self._samples(request)
+            done = client.fetch_many(requests)
+            self._count(requests, done)
+            return done[0].output
         original, variant = self._pair(request)
         if variant.messages == original.messages:
             self.records.append(CallRecord(original, variant, None))
-            return client.fetch(original).output
+            done = [client.fetch(original)]
+            self._count([original], done)
+            return done[0].output
         n = len(self._samples(original))
-        done = client.fetch_many(self._samples(original) + self._samples(variant))
+        requests = self._samples(original) + self._samples(variant)
+        done = client.fetch_many(requests)
         originals, variants = done[:n], done[n:]
         settings = self.plan.settings
         comparison = compare(
@@ -198,17 +204,18 @@ class ItemRun:
             [c.output for c in originals],
             [c.output for c in variants],
         )
-        self.records.append(
-            CallRecord(
-                original,
-                variant,
-                comparison,
-                hits=sum(c.cached for c in done),
-                calls=sum(not c.cached for c in done),
-                tokens=sum(c.tokens for c in done if not c.cached),
-            )
-        )
+        self._count(requests, done)
+        self.records.append(CallRecord(original, variant, comparison))
         return variants[0].output
+
+    def _count(self, requests: list[Request], done: list[Completion]) -> None:
+        """Add the calls made for this item (each call counts in one item only) and hits."""
+        for request, completion in zip(requests, done, strict=True):
+            if self.session.client.claim_call(request):
+                self.calls += 1
+                self.tokens += completion.tokens
+            else:
+                self.hits += 1
 
     def _pair(self, request: Request) -> tuple[Request, Request]:
         """(original, variant) requests for what the test asked."""
@@ -236,9 +243,9 @@ class ItemRun:
             "outcome": outcome,
             "model": settings.model,
             "samples": settings.samples,
-            "calls": sum(r.calls for r in self.records),
-            "cache_hits": sum(r.hits for r in self.records),
-            "tokens": sum(r.tokens for r in self.records),
+            "calls": self.calls,
+            "cache_hits": self.hits,
+            "tokens": self.tokens,
         }
         if worst is not None and worst.comparison is not None:
             c = worst.comparison

@@ -9,8 +9,9 @@ Starts the fake OpenAI-compatible provider of the test suite on loopback, writes
 project of PROMPTS prompts x 6 prompt-changing variants and times ``python -m pytest`` on it:
 cold with ``--promptpert-concurrency=1``, cold with the default (8), cold with no provider
 latency (the fixed cost of a cold run), warm (every answer cached), and an equivalent unmarked
-suite that makes no model call at all (plugin loaded, and plugin disabled). Then times ``CachedLLM.acall`` fanned out with ``asyncio.gather``. Prints
-Markdown tables (wall time is the median of ``--repeat`` runs).
+suite that makes no model call at all (plugin loaded, and plugin disabled). Then times
+``CachedLLM.acall`` fanned out with ``asyncio.gather``. Prints Markdown tables (wall time is
+the median of ``--repeat`` runs).
 """
 
 from __future__ import annotations

@@ -188,3 +188,24 @@ def test_max_cost_stops_new_calls_with_a_clear_error(project, provider):
     assert outcomes.get("errors", 0) > 0
     result.stdout.fnmatch_lines(["*--promptpert-max-cost $0.0001 reached*"])
     assert 0 < provider.calls < 12
+
+
+def test_counts_do_not_depend_on_concurrency(project, provider, tmp_path):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    summaries = []
+    for concurrency, cache_dir in (("1", "c1"), ("8", "c8")):
+        report = tmp_path / f"{concurrency}.json"
+        pytester.runpytest(
+            f"--promptpert-concurrency={concurrency}",
+            f"--promptpert-cache-dir={cache_dir}",
+            f"--promptpert-report={report}",
+        )
+        data = json.loads(report.read_text())
+        assert sum(r["calls"] for r in data["results"]) == 12
+        summaries.append({k: data["summary"][k] for k in ("calls", "cache_hits", "cache_misses")})
+    assert summaries[0] == summaries[1] == {"calls": 12, "cache_hits": 0, "cache_misses": 12}
+    report = tmp_path / "warm.json"
+    pytester.runpytest("--promptpert-cache-dir=c8", f"--promptpert-report={report}")
+    summary = json.loads(report.read_text())["summary"]
+    assert (summary["calls"], summary["cache_hits"], summary["cache_misses"]) == (0, 12, 0)
