@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -52,12 +50,6 @@ def import_litellm() -> Any:
     """litellm, imported once, without its network price-map download."""
     with _import_lock:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        if "litellm" not in sys.modules:
-            import litellm
-
-            # litellm leaves ~370k long-lived objects: moving them out of the collector's sight
-            # saves ~2 s of GC passes and interpreter shutdown on every run that calls a model.
-            gc.freeze()
         import litellm
 
         litellm.suppress_debug_info = True

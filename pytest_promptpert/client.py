@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .backend import BudgetExceeded, LiteLLMBackend, estimate
+from .backend import AuthenticationFailed, BudgetExceeded, LiteLLMBackend, estimate
 from .cache import ResponseCache
 from .request import Completion, Prompt, Request, to_messages
 
@@ -119,6 +119,7 @@ class CachedLLM:
         self._executor: ThreadPoolExecutor | None = None
         self.max_cost = max_cost
         self._reserved = 0.0
+        self._auth_failure: AuthenticationFailed | None = None
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
         self.planning = False
         self.planned: dict[str, tuple[Request, int, float]] = {}
@@ -212,6 +213,14 @@ class CachedLLM:
                 # Another process may have fetched it while we waited for the lock.
                 found = self.cache.get(request)
                 if found is None:
+                    if self._auth_failure is not None:
+                        # Bad credentials stay bad: say it once, do not ask again for each item.
+                        raise AuthenticationFailed(
+                            request.model,
+                            self._auth_failure.status,
+                            "see the first error:"
+                            " the provider refused the credentials earlier in this run",
+                        )
                     reserved = self._reserve_budget(request)
                     try:
                         found = self.backend.call(request)
@@ -232,6 +241,8 @@ class CachedLLM:
         except BaseException as exc:
             with self._lock:
                 self.stats.errors += 1
+                if isinstance(exc, AuthenticationFailed) and self._auth_failure is None:
+                    self._auth_failure = exc
             self._settle(key, future, error=exc)
         else:
             self._settle(key, future, result=found)

@@ -138,6 +138,7 @@ class ItemRun:
     calls: int = 0  # real model calls made for this item
     hits: int = 0  # answers it used that were already there
     tokens: int = 0  # tokens of its calls
+    latency: float = 0.0  # seconds the model took for the answers it used (cached or not)
 
     @property
     def variant(self) -> str:
@@ -211,6 +212,7 @@ class ItemRun:
     def _count(self, requests: list[Request], done: list[Completion]) -> None:
         """Add the calls made for this item (each call counts in one item only) and hits."""
         for request, completion in zip(requests, done, strict=True):
+            self.latency += completion.latency
             if self.session.client.claim_call(request):
                 self.calls += 1
                 self.tokens += completion.tokens
@@ -246,6 +248,7 @@ class ItemRun:
             "calls": self.calls,
             "cache_hits": self.hits,
             "tokens": self.tokens,
+            "latency": round(self.latency, 4),
         }
         if worst is not None and worst.comparison is not None:
             c = worst.comparison

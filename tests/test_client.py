@@ -178,3 +178,14 @@ def test_bad_prompts_are_rejected_before_any_call(
     with client(provider, tmp_path) as llm, pytest.raises(TypeError, match="prompt"):
         llm(prompt)  # type: ignore[arg-type]
     assert provider.calls == 0
+
+
+def test_authentication_failure_is_not_retried_for_every_request(
+    provider: FakeProvider, tmp_path: Path
+) -> None:
+    provider.required_key = "sk-the-right-one"
+    with client(provider, tmp_path) as llm:
+        for prompt in ("one", "two", "three"):
+            with pytest.raises(AuthenticationFailed):
+                llm(prompt)
+    assert len(provider.headers_seen) == 1
