@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,7 +59,7 @@ class Stats:
     def as_dict(self) -> dict[str, float]:
         return {**asdict(self), "tokens": self.tokens}
 
-    def merge(self, other: dict[str, float]) -> None:
+    def merge(self, other: Mapping[str, float]) -> None:
         for name, value in asdict(self).items():
             setattr(self, name, value + type(value)(other.get(name, 0)))
 

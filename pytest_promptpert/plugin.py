@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Generator, Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from . import hookspecs
 from .backend import ProviderError
-from .baseline import changes, changes_lines, load_baseline, write_baseline
-from .client import CachedLLM, CacheMissError, Planned, Stats
-from .html_report import render_html
+from .baseline import load_baseline
+from .client import CachedLLM, CacheMissError, Planned
 from .metrics import MetricCatalog, builtin_metrics
-from .report import (
-    below_fail_under,
-    build_json,
-    fail_under_line,
-    header_line,
-    markdown_summary,
-    plan_lines,
-    robustness_score,
-    terminal_summary,
-)
+from .outputs import RunResults
+from .report import header_line
 from .request import PromptError
 from .session import ItemPlan, ItemRun, PromptpertSession, test_id
 from .settings import MARKER_KEYS, Settings, SettingsError, read_pyproject, resolve
@@ -314,102 +303,53 @@ def _outcome(report: pytest.TestReport) -> str:
 
 
 class RunReport:
-    """The run's results, merged across xdist workers, and what is made of them at the end."""
+    """Hooks that collect the run's records (on the xdist controller too) and finish it."""
 
     def __init__(self, config: pytest.Config, session: PromptpertSession) -> None:
         self.config = config
         self.session = session
-        self.results: list[dict[str, Any]] = []
-        self.worker_stats: list[dict[str, float]] = []
-        self.other_failures = 0
-        self.deselected = False
-        self.gate_line: str | None = None
-        self.written: list[str] = []
+        self.run = RunResults(session.settings)
 
-    @property
-    def is_worker(self) -> bool:
-        return hasattr(self.config, "workerinput")
-
-    def stats(self) -> dict[str, float]:
-        stats = Stats()
-        if self.session.has_client:
-            stats.merge(self.session.client.stats.as_dict())
-        for worker in self.worker_stats:
-            stats.merge(worker)
-        return stats.as_dict()
+    def _stats(self) -> dict[str, float]:
+        own = self.session.client.stats if self.session.has_client else None
+        return self.run.stats(own)
 
     def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self.deselected = self.deselected or bool(items)
+        self.run.partial = self.run.partial or bool(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        record = getattr(report, "promptpert", None)
-        if record is not None:
-            self.results.append(record)
-        if report.failed and not (
-            record is not None
-            and record["variant"] != ORIGINAL
-            and record["outcome"] == "failed"
-            and report.when == "call"
-        ):
-            self.other_failures += 1
+        self.run.add(getattr(report, "promptpert", None), failed=report.failed, when=report.when)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         stats = getattr(node, "workeroutput", {}).get("promptpert_stats")
         if stats:
-            self.worker_stats.append(stats)
+            self.run.worker_stats.append(stats)
 
     @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_worker:
-            self.config.workeroutput["promptpert_stats"] = self.stats()  # type: ignore[attr-defined]
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput"):
+            self.config.workeroutput["promptpert_stats"] = self._stats()  # type: ignore[attr-defined]
             return
-        settings = self.session.settings
-        stats = self.stats()
-        if settings.report is not None or settings.html is not None:
-            data = build_json(self.results, stats, settings)
-            if settings.report is not None:
-                _write(settings.report, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-                self.written.append(f"JSON report: {settings.report}")
-            if settings.html is not None:
-                _write(settings.html, render_html(data))
-                self.written.append(f"HTML report: {settings.html}")
-        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary_file and self.results:
-            with open(summary_file, "a", encoding="utf-8") as f:
-                f.write(markdown_summary(self.results, stats) + "\n")
-        if self.config.getoption("promptpert_update_baseline") and self.results:
-            keep = load_baseline(settings.baseline) if self.deselected else None
-            write_baseline(settings.baseline, self.results, keep=keep)
-            self.written.append(f"baseline written: {settings.baseline}")
-        if settings.fail_under is not None:
-            score = robustness_score(self.results)
-            if session.exitstatus == pytest.ExitCode.TESTS_FAILED and not self.other_failures:
-                session.exitstatus = pytest.ExitCode.OK
-            if below_fail_under(score, settings.fail_under):
-                self.gate_line = fail_under_line(score, settings.fail_under)
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.run.write(
+            self._stats(),
+            update_baseline=self.config.getoption("promptpert_update_baseline"),
+            step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
+        )
+        failed = self.run.gate(session.exitstatus == pytest.ExitCode.TESTS_FAILED)
+        if failed is not None and session.exitstatus in (0, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        verbosity = self.config.get_verbosity()
-        lines = terminal_summary(self.results, self.stats(), verbosity)
-        if self.session.baseline is not None and self.results:
-            new, removed = changes(self.results, self.session.baseline)
-            lines += changes_lines(new, removed, self.session.settings.baseline)
-        if self.session.has_client and self.session.client.planning:
-            lines += plan_lines(list(self.session.client.planned.values()))
-        lines += self.written
-        if self.gate_line:
-            lines.append(self.gate_line)
+        client = self.session.client if self.session.has_client else None
+        planned = list(client.planned.values()) if client and client.planning else None
+        lines = self.run.summary_lines(
+            self._stats(), self.config.get_verbosity(), self.session.baseline, planned
+        )
         if lines:
             terminalreporter.write_sep("-", "promptpert")
             for line in lines:
                 terminalreporter.write_line(line)
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
