@@ -119,13 +119,20 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _check_cache_dir(settings: Settings) -> None:
-    try:
-        settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
+    """Fail early if the cache directory could not be made; make it only when first used."""
+    existing = settings.cache_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem:
         raise SettingsError(
             f"{settings.where('cache_dir')}: cache directory {str(settings.cache_dir)!r}"
-            f" cannot be created ({exc.strerror or exc})"
-        ) from None
+            f" cannot be created ({problem})"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

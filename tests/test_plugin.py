@@ -363,3 +363,11 @@ def test_xdist_gives_the_serial_verdicts_without_duplicate_calls(project, provid
     assert len(set(provider.prompts())) == 15
     pytester.runpytest("-p", "no:xdist").assert_outcomes(passed=12, failed=3)
     assert provider.calls == 15
+
+
+def test_plugin_leaves_no_trace_in_projects_that_do_not_use_it(pytester):
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / ".promptpert_cache").exists()
+    assert "promptpert" not in result.stdout.str().split("collected")[1]  # no summary section
