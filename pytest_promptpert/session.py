@@ -5,6 +5,7 @@ Nothing here imports pytest: the plugin turns :class:`Verdict` into pass, fail o
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from collections.abc import Callable, Mapping
@@ -218,6 +219,10 @@ class ItemRun:
                 self.tokens += completion.tokens
             else:
                 self.hits += 1
+
+    async def acall(self, prompt: Prompt, **params: Any) -> str:
+        """The async form of a call, for async tests; the same cache, fan-out and verdict."""
+        return await asyncio.to_thread(self, prompt, **params)
 
     def _pair(self, request: Request) -> tuple[Request, Request]:
         """(original, variant) requests for what the test asked."""

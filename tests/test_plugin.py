@@ -371,3 +371,21 @@ def test_plugin_leaves_no_trace_in_projects_that_do_not_use_it(pytester):
     result.assert_outcomes(passed=1)
     assert not (pytester.path / ".promptpert_cache").exists()
     assert "promptpert" not in result.stdout.str().split("collected")[1]  # no summary section
+
+
+def test_acall_in_a_marked_test_is_compared_too(project):
+    pytester = project("period")
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.promptpert(variants=["add_period", "uppercase"])
+        def test_async(llm):
+            asyncio.run(llm.acall("create a sign"))
+        """
+    )
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(
+        ["*test_async[[]add_period[]] FAILED*", "*test_async[[]uppercase[]] PASSED*"]
+    )
