@@ -238,8 +238,8 @@ class ItemRun:
     def result(self, nodeid: str, outcome: str) -> dict[str, Any]:
         """The JSON-safe record of this item that reports are built from (schema version 1)."""
         settings = self.plan.settings
-        compared = [r for r in self.records if r.comparison is not None]
-        worst = min(compared, key=lambda r: r.comparison.score) if compared else None  # type: ignore[union-attr]
+        compared = [r.comparison for r in self.records if r.comparison is not None]
+        worst = min(compared, key=lambda c: c.score, default=None)
         record: dict[str, Any] = {
             "nodeid": nodeid,
             "test": self.plan.test,
@@ -255,8 +255,8 @@ class ItemRun:
             "tokens": self.tokens,
             "latency": round(self.latency, 4),
         }
-        if worst is not None and worst.comparison is not None:
-            c = worst.comparison
+        if worst is not None:
+            c = worst
             record.update(
                 score=round(c.score, 6),
                 noise_floor=round(c.noise_floor, 6),
