@@ -389,3 +389,11 @@ def test_acall_in_a_marked_test_is_compared_too(project):
     result.stdout.fnmatch_lines(
         ["*test_async[[]add_period[]] FAILED*", "*test_async[[]uppercase[]] PASSED*"]
     )
+
+
+def test_p_no_promptpert_turns_the_plugin_off(pytester):
+    pytester.makepyfile("def test_plain(): pass")
+    result = pytester.runpytest_subprocess("-p", "no:promptpert", "--markers")
+    assert "promptpert" not in result.stdout.str()
+    result = pytester.runpytest_subprocess("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.promptpert(*"])
