@@ -88,7 +88,7 @@ def test_sigkill_loses_no_answer_already_fetched(project, provider):
     assert provider.calls <= 13
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "unopenable"])
 def test_damaged_cache_is_moved_aside_with_a_warning(project, provider, damage):
     pytester = project("stable")
     pytester.makepyfile(ONE_CALL)
@@ -96,8 +96,11 @@ def test_damaged_cache_is_moved_aside_with_a_warning(project, provider, damage):
     db = pytester.path / ".promptpert_cache" / "cache.db"
     if damage == "garbage":
         db.write_bytes(b"this is not a database" * 100)
-    else:
+    elif damage == "truncated":
         db.write_bytes(db.read_bytes()[:1000])
+    else:  # what unreadable permissions look like to SQLite, reproducible as root
+        db.unlink()
+        db.mkdir()
     result = pytester.runpytest("-W", "always")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
