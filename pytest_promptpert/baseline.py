@@ -63,13 +63,15 @@ def write_baseline(
 ) -> dict[str, Any]:
     """Write the baseline of *results* to *path* atomically, and return what was written.
 
-    With *keep* (a loaded baseline), the tests it records that *results* does not mention are
-    kept, so updating from a partial run (``-k``, ``--lf``) does not forget the rest.
+    With *keep* (a loaded baseline), every score it records that *results* does not replace is
+    kept, variant by variant, so updating from a partial run (``-k``, ``--lf``, a node id) does
+    not forget the rest.
     """
     data = baseline_data(results)
     if keep is not None:
         merged = {test: dict(v) for test, v in keep["scores"].items()}
-        merged.update(data["scores"])
+        for test, variants in data["scores"].items():
+            merged.setdefault(test, {}).update(variants)
         data["scores"] = _sorted(merged)
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)

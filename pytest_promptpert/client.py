@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -302,6 +303,15 @@ class CachedLLM:
                     max_workers=self.concurrency, thread_name_prefix="promptpert"
                 )
             return self._executor
+
+    def drain(self) -> None:
+        """Wait for every call in flight (prefetches included) to land, successful or not."""
+        while True:
+            with self._lock:
+                pending = list(self._inflight.values())
+            if not pending:
+                return
+            concurrent.futures.wait(pending)
 
     def close(self) -> None:
         """Wait for calls in flight, stop any local model server, close the cache."""

@@ -278,13 +278,13 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if call.excinfo is not None and isinstance(
-        call.excinfo.value, (ProviderError, CacheMissError, PromptError)
-    ):
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, (ProviderError, CacheMissError, PromptError)):
         # Our own errors say all there is to say; the traceback through the client does not.
-        report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
-        if isinstance(call.excinfo.value, ProviderError):
-            report.user_properties.append(("promptpert_error", "provider"))
+        report.longrepr = f"{type(error).__name__}: {error}"
+        # Not a change of behaviour: kept out of the robustness score's passes and excuses.
+        kind = "provider" if isinstance(error, ProviderError) else "setup"
+        report.user_properties.append(("promptpert_error", kind))
     run = item.stash.get(ITEM_RUN, None) if call.when == "call" else None
     if run is None and call.when == "call" and PLAN in item.stash:
         run = ItemRun(item.stash[PLAN], item.config.stash[SESSION])  # never asked for llm
@@ -302,11 +302,25 @@ def pytest_runtest_makereport(
 
 
 def _outcome(report: pytest.TestReport) -> str:
-    if ("promptpert_error", "provider") in report.user_properties:
+    if any(name == "promptpert_error" for name, _ in report.user_properties):
         return "error"
+    if report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
+        return "xpassed"  # the variant no longer diverges: a pass, but the run still fails
     if hasattr(report, "wasxfail"):
         return "xpassed" if report.passed else "xfailed"
     return report.outcome
+
+
+def _narrowed(config: pytest.Config) -> bool:
+    """Whether this run may leave out tests (so a baseline update must keep the others)."""
+    option = config.option
+    return bool(
+        config.args_source == pytest.Config.ArgsSource.ARGS
+        or getattr(option, "keyword", "")
+        or getattr(option, "markexpr", "")
+        or getattr(option, "lf", False)
+        or getattr(option, "deselect", None)
+    )
 
 
 class RunReport:
@@ -315,7 +329,7 @@ class RunReport:
     def __init__(self, config: pytest.Config, session: PromptpertSession) -> None:
         self.config = config
         self.session = session
-        self.run = RunResults(session.settings)
+        self.run = RunResults(session.settings, partial=_narrowed(config))
 
     def _stats(self) -> dict[str, float]:
         own = self.session.client.stats if self.session.has_client else None
@@ -335,6 +349,8 @@ class RunReport:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.session.has_client:
+            self.session.client.drain()  # prefetched calls still landing count in the stats
         if hasattr(self.config, "workerinput"):
             self.config.workeroutput["promptpert_stats"] = self._stats()  # type: ignore[attr-defined]
             return

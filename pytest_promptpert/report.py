@@ -96,8 +96,11 @@ def variant_results(results: Iterable[Result]) -> list[Result]:
 
 
 def robustness_score(results: Iterable[Result]) -> float | None:
-    """The share of variant items, neither skipped nor errored, that passed; None if none."""
-    decided = [r for r in variant_results(results) if _decided(r)]
+    """The share of variant items, not skipped, that passed (an error is not a pass); None if
+    there are none."""
+    decided = [
+        r for r in variant_results(results) if _decided(r) or r.get("outcome") in ERROR_OUTCOMES
+    ]
     if not decided:
         return None
     return sum(r["outcome"] in PASSED_OUTCOMES for r in decided) / len(decided)
@@ -228,7 +231,7 @@ def format_score(score: float | None) -> str:
 def robustness_line(results: Sequence[Result]) -> str:
     s = summary(results, {})
     score = s["robustness"]
-    decided = s["passed"] + s["failed"]
+    decided = s["passed"] + s["failed"] + s["errors"]
     text = "n/a" if score is None else f"{score:.3f}"
     line = f"robustness {text} ({s['passed']} of {decided} variant items passed"
     extras = [f"{s['skipped']} skipped"] if s["skipped"] else []

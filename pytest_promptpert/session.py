@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +18,15 @@ from .baseline import check
 from .client import CachedLLM
 from .compare import Comparison, compare, failure_message, trim
 from .metrics import MetricCatalog, metric_name
-from .request import Completion, Message, Prompt, Request, map_all_text, map_last_user_text
+from .request import (
+    Completion,
+    Message,
+    Prompt,
+    PromptError,
+    Request,
+    map_all_text,
+    map_last_user_text,
+)
 from .settings import Settings, SettingsError, with_marker
 from .variants import ORIGINAL, VariantCatalog
 
@@ -36,6 +46,10 @@ class Verdict:
     outcome: str  # "passed", "failed" or "skipped"
     message: str = ""
     score: float | None = None
+
+
+def _constant(value: str, _match: re.Match[str]) -> str:
+    return value
 
 
 def test_id(nodeid: str, variant: str) -> str:
@@ -156,8 +170,17 @@ class ItemRun:
         return changed
 
     def _unperturb(self, text: str) -> str:
+        """*text* with each perturbed slot put back, matching whole slots only.
+
+        "hi" (from perturb("Hi")) must not turn "this" into "tHis": a match may not have a
+        word character on a side where the slot itself starts or ends with one.
+        """
         for changed in sorted(self._perturbed, key=len, reverse=True):
-            text = text.replace(changed, self._perturbed[changed])
+            before = r"(?<!\w)" if changed[:1].isalnum() or changed[:1] == "_" else ""
+            after = r"(?!\w)" if changed[-1:].isalnum() or changed[-1:] == "_" else ""
+            pattern = before + re.escape(changed) + after
+            # A function replacement: the original text is inserted as is, backslashes and all.
+            text = re.sub(pattern, functools.partial(_constant, self._perturbed[changed]), text)
         return text
 
     def _samples(self, request: Request) -> list[Request]:
@@ -171,7 +194,10 @@ class ItemRun:
             return
         requests = self._samples(original)
         for name in self.plan.siblings:
-            messages = map_last_user_text(original.messages, session.variants.get(name))
+            try:
+                messages = map_last_user_text(original.messages, session.variants.get(name))
+            except PromptError:
+                break  # no user message: the variant items will say so; the original is fine
             if messages != original.messages:
                 requests += self._samples(dataclasses.replace(original, messages=messages))
         session.client.prefetch(requests)

@@ -209,3 +209,40 @@ def test_counts_do_not_depend_on_concurrency(project, provider, tmp_path):
     pytester.runpytest("--promptpert-cache-dir=c8", f"--promptpert-report={report}")
     summary = json.loads(report.read_text())["summary"]
     assert (summary["calls"], summary["cache_hits"], summary["cache_misses"]) == (0, 12, 0)
+
+
+def test_fail_under_does_not_excuse_a_replay_miss_or_a_strict_xpass(project):
+    pytester = project("case")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["uppercase", "add_period"])
+        def test_q(llm):
+            llm("Name a colour")
+
+        @pytest.mark.promptpert(variants=["uppercase"])
+        @pytest.mark.xfail(strict=True, reason="expected to diverge, but it no longer does")
+        def test_fixed(llm, promptpert):
+            llm("Count to three")
+            if promptpert.variant == "original":
+                pytest.xfail("only the variant is expected to diverge")
+        """
+    )
+    pytester.runpytest("-k", "not add_period")  # caches all but the add_period requests
+    result = pytester.runpytest("--promptpert-cache=replay", "--promptpert-fail-under=0.1")
+    result.stdout.fnmatch_lines(
+        ["*CacheMissError*", "*test_fixed[[]uppercase[]]*", "[[]XPASS(strict)[]]*"]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_baseline_update_from_a_partial_run_keeps_the_rest(project):
+    pytester = project("case")
+    pytester.makepyfile(THREE_TESTS)
+    pytester.runpytest("--promptpert-update-baseline")
+    path = pytester.path / "promptpert-baseline.json"
+    full = json.loads(path.read_text())["scores"]
+    assert sum(len(v) for v in full.values()) == 9
+    pytester.runpytest("--promptpert-update-baseline", "-k", "add_period")
+    assert json.loads(path.read_text())["scores"] == full

@@ -397,3 +397,39 @@ def test_p_no_promptpert_turns_the_plugin_off(pytester):
     assert "promptpert" not in result.stdout.str()
     result = pytester.runpytest_subprocess("--markers")
     result.stdout.fnmatch_lines(["@pytest.mark.promptpert(*"])
+
+
+def test_perturb_puts_back_only_the_whole_slot(project, provider):
+    pytester = project("echo")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["lowercase"], metric="exact")
+        def test_slot(llm, promptpert):
+            llm(f"Answer this question: {promptpert.perturb('Hi')}")
+        """
+    )
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(["*test_slot[[]lowercase[]] PASSED*"])  # exact ignores case
+    assert sorted(provider.prompts()) == [
+        "Answer this question: Hi",
+        "Answer this question: hi",
+    ]
+
+
+def test_a_prompt_with_no_user_message_fails_only_the_variant_items(project):
+    pytester = project("echo")
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["add_period"])
+        def test_system_only(llm):
+            llm([{"role": "system", "content": "say hi"}])
+        """
+    )
+    result = pytester.runpytest("-v")
+    result.stdout.fnmatch_lines(
+        ["*test_system_only[[]original[]] PASSED*", "*test_system_only[[]add_period[]] FAILED*"]
+    )

@@ -26,9 +26,9 @@ T = "tests/test_p.py::test_a"
 # --- robustness score -----------------------------------------------------------------------
 
 
-def test_robustness_counts_only_decided_variant_items() -> None:
-    # suite(): passed 0.98, 0.75, 1.0, 0.9; failed 0.21, 0.45; xfailed 0.3 -> 4 of 7
-    assert robustness_score(suite()) == pytest.approx(4 / 7)
+def test_robustness_counts_every_variant_item_not_skipped() -> None:
+    # suite(): passed 0.98, 0.75, 1.0, 0.9; failed 0.21, 0.45; xfailed 0.3; an error -> 4 of 8
+    assert robustness_score(suite()) == pytest.approx(4 / 8)
 
 
 @pytest.mark.parametrize(
@@ -36,9 +36,10 @@ def test_robustness_counts_only_decided_variant_items() -> None:
     [
         (["passed", "failed"], 0.5),
         (["passed", "skipped"], 1.0),  # skipped: not in the score
-        (["failed", "error"], 0.0),  # error: not in the score
+        (["passed", "error"], 0.5),  # an error is not a pass (the contract: not skipped)
         (["xpassed", "xfailed"], 0.5),  # xpassed held, xfailed changed behaviour
-        (["skipped", "error"], None),  # nothing decided
+        (["skipped", "error"], 0.0),
+        (["skipped"], None),  # nothing decided
         ([], None),
     ],
 )
@@ -68,7 +69,7 @@ def test_fail_under_line_names_score_and_threshold() -> None:
 
 def test_summary_counts() -> None:
     s = summary(suite(), STATS)
-    assert s["robustness"] == round(4 / 7, 6)
+    assert s["robustness"] == round(4 / 8, 6)
     assert (s["tests"], s["variant_items"]) == (3, 9)
     assert (s["passed"], s["failed"], s["skipped"], s["errors"]) == (4, 3, 1, 1)
     assert s["original_failures"] == 0
@@ -165,7 +166,7 @@ def test_terminal_summary_lines() -> None:
         "worst: tests/test_prompts.py::test_sign[add_period] token_set_ratio 0.210 < 0.600" in lines
     )
     assert "  original output: 'Yes, the sky is blue.'" in lines
-    assert lines[-2] == "robustness 0.571 (4 of 7 variant items passed, 1 skipped, 1 error)"
+    assert lines[-2] == "robustness 0.500 (4 of 8 variant items passed, 1 skipped, 1 error)"
     assert lines[-1] == "model calls 10, cache hits 30, misses 10, tokens 1234, est. cost $0.0012"
 
 
@@ -185,7 +186,7 @@ def test_terminal_verbose_has_one_line_per_item() -> None:
 
 def test_terminal_quiet_is_one_line() -> None:
     assert terminal_summary(suite(), STATS, -1) == [
-        "promptpert: robustness 0.571 (4 of 7 variant items passed, 1 skipped, 1 error);"
+        "promptpert: robustness 0.500 (4 of 8 variant items passed, 1 skipped, 1 error);"
         " model calls 10, cache hits 30, misses 10, tokens 1234, est. cost $0.0012"
     ]
 
@@ -214,7 +215,7 @@ def test_cost_format(cost: float, text: str) -> None:
 
 def test_markdown_summary() -> None:
     text = markdown_summary(suite(), STATS)
-    assert text.startswith("### promptpert: robustness 0.571 (4 of 7 variant items passed")
+    assert text.startswith("### promptpert: robustness 0.500 (4 of 8 variant items passed")
     assert "| `lowercase` | 1 of 1 | 100% |" in text
     assert "| `tests/test_prompts.py::test_sign[add_period]` | 0.210 | 0.600 | FAILED |" in text
     assert "| `tests/test_other.py::test_ok[lowercase]` | - | 0.600 | ERROR |" in text
