@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import threading
+import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -97,6 +99,7 @@ class CachedLLM:
         timeout: float = 60.0,
         backoff: float = 0.5,
         max_cost: float | None = None,
+        run_id: str | None = None,
         **defaults: Any,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
@@ -120,6 +123,9 @@ class CachedLLM:
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
         self.max_cost = max_cost
+        #: shared by the processes of one run (xdist workers), so that ``refresh`` refreshes
+        #: each answer once per run, not once per process
+        self.run_id = run_id or uuid.uuid4().hex
         self._reserved = 0.0
         self._auth_failure: AuthenticationFailed | None = None
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
@@ -213,7 +219,7 @@ class CachedLLM:
         try:
             with self.cache.lock(request):
                 # Another process may have fetched it while we waited for the lock.
-                found = self.cache.get(request)
+                found = self._fetched_elsewhere(request)
                 if found is None:
                     if self._auth_failure is not None:
                         # Bad credentials stay bad: say it once, do not ask again for each item.
@@ -225,7 +231,7 @@ class CachedLLM:
                         )
                     reserved = self._reserve_budget(request)
                     try:
-                        found = self.backend.call(request)
+                        found = dataclasses.replace(self.backend.call(request), run=self.run_id)
                     finally:
                         with self._lock:
                             self._reserved -= reserved
@@ -248,6 +254,12 @@ class CachedLLM:
             self._settle(key, future, error=exc)
         else:
             self._settle(key, future, result=found)
+
+    def _fetched_elsewhere(self, request: Request) -> Completion | None:
+        if self.cache.mode == "refresh":
+            found = self.cache.read(request)
+            return found if found is not None and found.run == self.run_id else None
+        return self.cache.get(request)
 
     def claim_call(self, request: Request) -> bool:
         """True once for each request this client called: who asked for it pays for it.

@@ -1,10 +1,14 @@
 """Hooks a ``conftest.py`` or another plugin implements to extend pytest-promptpert.
 
-Example ``conftest.py``::
+Example ``conftest.py`` (``optionalhook`` keeps it loadable with ``-p no:promptpert``)::
 
+    import pytest
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_promptpert_add_variants(config):
         return {"shout": lambda text: text.upper() + "!!!"}
 
+    @pytest.hookimpl(optionalhook=True)
     def pytest_promptpert_add_metrics(config):
         return {"same_first_word": lambda a, b: float(a.split()[:1] == b.split()[:1])}
 

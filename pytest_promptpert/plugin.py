@@ -43,6 +43,10 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "cache": ("cache mode", {"choices": ("auto", "replay", "refresh", "off")}),
     "api-base": ("base URL of the model's API", {}),
     "concurrency": ("most model calls in flight at once", {}),
+    "temperature": ("temperature sent with every call that sets none", {}),
+    "max-tokens": ("max_tokens sent with every call that sets none", {}),
+    "retries": ("retries of rate limits, server errors, timeouts, dropped connections", {}),
+    "timeout": ("seconds per model call", {}),
     "report": ("write a JSON report to this path", {"metavar": "PATH"}),
     "html": ("write a self-contained HTML heatmap report to this path", {"metavar": "PATH"}),
     "fail-under": (
@@ -50,6 +54,8 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         " below this; variant failures alone then no longer fail the run",
         {"metavar": "X"},
     ),
+    "baseline": ("baseline file (default promptpert-baseline.json in the rootdir)", {}),
+    "baseline-tolerance": ("how far a score may fall below its baseline (default 0.05)", {}),
     "max-cost": (
         "make no new model call once the estimated spend (USD) would pass this;"
         " the items left are errors that say so",
@@ -98,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
             pyproject=read_pyproject(config.rootpath / "pyproject.toml"),
             pyproject_path=config.rootpath / "pyproject.toml",
             rootdir=config.rootpath,
+            invocation_dir=config.invocation_params.dir,
         )
         variants = VariantCatalog(())
         for mapping in reversed(config.hook.pytest_promptpert_add_variants(config=config)):
@@ -111,6 +118,9 @@ def pytest_configure(config: pytest.Config) -> None:
             _check_cache_dir(settings)
     except (SettingsError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-promptpert: {exc}") from None
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "promptpert_run" in workerinput:
+        session.run_id = workerinput["promptpert_run"]
     if config.getoption("promptpert_plan"):
         session.client.planning = True
     config.stash[SESSION] = session
@@ -340,6 +350,10 @@ class RunReport:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.run.add(getattr(report, "promptpert", None), failed=report.failed, when=report.when)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["promptpert_run"] = self.session.run_id
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

@@ -25,6 +25,18 @@ SECRET_PARAMS = frozenset(
 )
 
 _SECRET_NAME = re.compile(r"(key|token|secret|password|passwd|credential|auth|sig)", re.I)
+#: Parameters whose names look secret but which only shape the output.
+_NOT_SECRET = frozenset(
+    {"max_tokens", "max_completion_tokens", "top_logprobs", "max_output_tokens", "stop_sequences"}
+)
+
+
+def is_secret_param(name: str) -> bool:
+    return name in SECRET_PARAMS or (
+        name not in _NOT_SECRET and _SECRET_NAME.search(name) is not None
+    )
+
+
 _REDACTED = "***"
 
 
@@ -48,8 +60,10 @@ def public_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """*params* without credential-bearing entries; URLs stripped of embedded credentials."""
     out: dict[str, Any] = {}
     for name, value in params.items():
-        if name in SECRET_PARAMS:
+        if is_secret_param(name):
             continue
+        if isinstance(value, Mapping):
+            value = {k: v for k, v in value.items() if not is_secret_param(str(k))}
         if name in ("api_base", "base_url") and isinstance(value, str):
             value = redact_url(value)
         out[name] = value
@@ -59,7 +73,7 @@ def public_params(params: Mapping[str, Any]) -> dict[str, Any]:
 def secret_values(params: Mapping[str, Any] = {}, env: Mapping[str, str] | None = None) -> set[str]:
     """Values that must never be shown: credential params and credential-named env vars."""
     env = os.environ if env is None else env
-    found = {str(v) for k, v in params.items() if k in SECRET_PARAMS and isinstance(v, str)}
+    found = {str(v) for k, v in params.items() if is_secret_param(k) and isinstance(v, str)}
     for name, value in env.items():
         if _SECRET_NAME.search(name) and len(value) >= 8:
             found.add(value)

@@ -153,6 +153,8 @@ class Completion:
     latency: float = 0.0
     cost: float = 0.0
     created: float = field(default_factory=time.time)
+    #: the run that wrote it: lets ``refresh`` tell this run's answers from older ones
+    run: str = ""
     cached: bool = field(default=False, compare=False)
 
     @property
@@ -175,6 +177,7 @@ class Completion:
             completion_tokens=int(data.get("completion_tokens", 0)),
             latency=float(data.get("latency", 0.0)),
             cost=float(data.get("cost", 0.0)),
+            run=str(data.get("run", "")),
             created=float(data.get("created", 0.0)),
             cached=True,
         )

@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import re
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,7 +70,7 @@ class PromptpertSession:
         settings: Settings,
         variants: VariantCatalog,
         metrics: MetricCatalog,
-        client_factory: Callable[[Settings], CachedLLM] | None = None,
+        client_factory: Callable[[Settings, str], CachedLLM] | None = None,
     ) -> None:
         self.settings = settings
         self.variants = variants
@@ -78,6 +79,8 @@ class PromptpertSession:
         self._client: CachedLLM | None = None
         self._lock = threading.Lock()
         self._prefetched: set[str] = set()
+        #: one id for the whole run, xdist workers included (see CachedLLM.run_id)
+        self.run_id = uuid.uuid4().hex
         #: the recorded scores the run is held to (None: no baseline file, or updating it)
         self.baseline: Mapping[str, Any] | None = None
 
@@ -89,7 +92,7 @@ class PromptpertSession:
     def client(self) -> CachedLLM:
         with self._lock:
             if self._client is None:
-                self._client = self._client_factory(self.settings)
+                self._client = self._client_factory(self.settings, self.run_id)
             return self._client
 
     def test_settings(self, marker_kwargs: Mapping[str, Any], where: str) -> Settings:
@@ -116,9 +119,10 @@ class PromptpertSession:
             self._client.close()
 
 
-def make_client(settings: Settings) -> CachedLLM:
+def make_client(settings: Settings, run_id: str) -> CachedLLM:
     return CachedLLM(
         settings.model,
+        run_id=run_id,
         cache_dir=settings.cache_dir,
         cache=settings.cache,
         api_base=settings.api_base,

@@ -219,8 +219,13 @@ def resolve(
     pyproject: Mapping[str, Any],
     pyproject_path: Path | None = None,
     rootdir: Path,
+    invocation_dir: Path | None = None,
 ) -> Settings:
-    """Merge the sources, validate every value and anchor relative paths at *rootdir*."""
+    """Merge the sources, validate every value and anchor relative paths.
+
+    Paths from ``pyproject.toml`` are relative to *rootdir*; paths given on the command line
+    are relative to *invocation_dir* (where pytest was run), as ``--junitxml`` paths are.
+    """
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     in_file = f" in {pyproject_path}" if pyproject_path else ""
@@ -242,7 +247,8 @@ def resolve(
         sources[key] = where
     for key in ("cache_dir", "report", "html", "baseline"):
         if isinstance(values.get(key), Path) and not values[key].is_absolute():
-            values[key] = rootdir / values[key]
+            from_cli = sources.get(key, "").startswith("--")
+            values[key] = ((invocation_dir or rootdir) if from_cli else rootdir) / values[key]
     values.setdefault("cache_dir", rootdir / Settings.cache_dir)
     values.setdefault("baseline", rootdir / Settings.baseline)
     return Settings(**values, sources=sources)

@@ -189,3 +189,18 @@ def test_authentication_failure_is_not_retried_for_every_request(
             with pytest.raises(AuthenticationFailed):
                 llm(prompt)
     assert len(provider.headers_seen) == 1
+
+
+def test_secret_looking_params_stay_out_of_the_cache(
+    provider: FakeProvider, tmp_path: Path
+) -> None:
+    with client(provider, tmp_path) as llm:
+        llm(
+            "hello",
+            api_token="tok-aaaa-secret-1",
+            extra_body={"key": "tok-bbbb-secret-2", "mode": "fast"},
+        )
+        assert "max_tokens" in llm.request("x", max_tokens=3).public()["params"]
+    blobs = b"".join(p.read_bytes() for p in (tmp_path / "c").rglob("*") if p.is_file())
+    assert b"tok-aaaa" not in blobs and b"tok-bbbb" not in blobs
+    assert b"fast" in blobs  # the rest of extra_body does shape the key and the entry

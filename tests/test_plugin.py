@@ -363,6 +363,10 @@ def test_xdist_gives_the_serial_verdicts_without_duplicate_calls(project, provid
     assert len(set(provider.prompts())) == 15
     pytester.runpytest("-p", "no:xdist").assert_outcomes(passed=12, failed=3)
     assert provider.calls == 15
+    # refresh: each answer refreshed once per run, not once per worker
+    result = pytester.runpytest_subprocess("-n", "3", "--promptpert-cache=refresh")
+    result.assert_outcomes(passed=12, failed=3)
+    assert provider.calls == 30
 
 
 def test_plugin_leaves_no_trace_in_projects_that_do_not_use_it(pytester):

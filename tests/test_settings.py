@@ -183,3 +183,15 @@ def test_malformed_pyproject_names_the_file(tmp_path: Path, content: str | bytes
         path.write_text(content, encoding="utf-8")
     with pytest.raises(SettingsError, match=re.escape(str(path))):
         read_pyproject(path)
+
+
+def test_command_line_paths_are_relative_to_where_pytest_ran(tmp_path: Path) -> None:
+    settings = resolve(
+        command_line={"report": "r.json", "cache_dir": "c"},
+        pyproject={"html": "h.html"},
+        rootdir=tmp_path,
+        invocation_dir=tmp_path / "sub",
+    )
+    assert settings.report == tmp_path / "sub" / "r.json"
+    assert settings.cache_dir == tmp_path / "sub" / "c"
+    assert settings.html == tmp_path / "h.html"

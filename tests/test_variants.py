@@ -353,3 +353,9 @@ def test_composition_equals_sequential_application(names: list[str], text: str) 
     for name in names:
         expected = BUILTIN[name](expected)
     assert VariantCatalog().apply("+".join(names), text) == expected
+
+
+def test_non_ascii_variant_names_are_rejected() -> None:
+    # pytest escapes non-ASCII ids ("\xf1"), which would break -k and the variant split.
+    with pytest.raises(ValueError, match="ASCII identifier"):
+        VariantCatalog().add(Variant("ñandú", str.upper))
