@@ -210,7 +210,15 @@ class LiteLLMBackend:
                         f"{message} — {_auth_hint(model, params.get('api_base'))}",
                     ) from None
                 if attempt >= self.retries or not _is_retryable(litellm, exc):
-                    raise ProviderError(request.model, _status(exc), message) from None
+                    status = _status(exc)
+                    if "Connection error" in message or isinstance(
+                        exc, litellm.exceptions.APIConnectionError
+                    ):
+                        # litellm reports a refused or dropped connection as HTTP 500; there was
+                        # no HTTP answer at all.
+                        status = None
+                        message = f"connection error (no answer from the server): {message}"
+                    raise ProviderError(request.model, status, message) from None
                 delay = _retry_after(exc)
                 if delay is None:
                     delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.5)

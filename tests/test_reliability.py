@@ -52,6 +52,7 @@ def test_timeout_and_dropped_connection_are_errors(project, provider):
     provider.faults = ["drop"]
     result = pytester.runpytest()
     result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*failed (no HTTP status): connection error*"])
 
 
 def test_sigkill_loses_no_answer_already_fetched(project, provider):
