@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import SENTINEL_KEY
 
@@ -357,9 +359,14 @@ def test_xdist_gives_the_serial_verdicts_without_duplicate_calls(project, provid
             llm(q)
         """
     )
-    result = pytester.runpytest_subprocess("-n", "3", "-p", "no:randomly")
+    result = pytester.runpytest_subprocess("-n", "3", "--promptpert-report=r.json")
     result.assert_outcomes(passed=12, failed=3)
     assert provider.calls == 15  # unique requests: 3 originals + 3 x 4 variants
+    # The controller merged the workers' records and statistics.
+    data = json.loads((pytester.path / "r.json").read_text())
+    assert len(data["results"]) == 15
+    assert data["summary"]["calls"] == 15
+    assert data["summary"]["robustness"] == pytest.approx(9 / 12)
     assert len(set(provider.prompts())) == 15
     pytester.runpytest("-p", "no:xdist").assert_outcomes(passed=12, failed=3)
     assert provider.calls == 15
