@@ -118,7 +118,6 @@ class CachedLLM:
         self._lock = threading.Lock()
         self._inflight: dict[str, Future[Completion]] = {}
         self._memo: dict[str, Completion] = {}  # mode "off": this run's answers
-        self._refreshed: set[str] = set()  # mode "refresh": keys already refreshed this run
         self._counted: set[str] = set()  # keys already counted in stats this run
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
@@ -136,7 +135,7 @@ class CachedLLM:
 
     def request(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Request:
         merged = {**self.defaults, **params}
-        model = merged.pop("model", self.model)
+        model = _absolute_local_path(merged.pop("model", self.model))
         return Request(model=model, messages=to_messages(prompt), params=merged, sample=sample)
 
     # --- calling ------------------------------------------------------------------------
@@ -196,7 +195,7 @@ class CachedLLM:
         if mode == "off":
             found = self._memo.get(key)
         elif mode == "refresh":
-            found = self.cache.read(request) if key in self._refreshed else None
+            found = self._fetched_elsewhere(request)  # only what this run already refreshed
         else:
             found = self.cache.get(request)
         with self._lock:
@@ -244,8 +243,6 @@ class CachedLLM:
                         self._unclaimed.add(key)
             if self.cache.mode == "off":
                 self._memo[key] = found
-            elif self.cache.mode == "refresh":
-                self._refreshed.add(key)
         except BaseException as exc:
             with self._lock:
                 self.stats.errors += 1
@@ -256,6 +253,7 @@ class CachedLLM:
             self._settle(key, future, result=found)
 
     def _fetched_elsewhere(self, request: Request) -> Completion | None:
+        """A cached answer another thread or process got for this run's purposes."""
         if self.cache.mode == "refresh":
             found = self.cache.read(request)
             return found if found is not None and found.run == self.run_id else None
