@@ -136,21 +136,13 @@ def make_client(settings: Settings, run_id: str) -> CachedLLM:
 
 
 @dataclass
-class CallRecord:
-    """One ``llm`` call in an item, for the verdict and the reports."""
-
-    original: Request
-    variant: Request
-    comparison: Comparison | None  # None: the variant left this prompt unchanged
-
-
-@dataclass
 class ItemRun:
     """The ``llm`` and ``promptpert`` fixtures of one item: variant, perturbation, records."""
 
     plan: ItemPlan
     session: PromptpertSession
-    records: list[CallRecord] = field(default_factory=list)
+    #: one per ``llm`` call; None where the variant left that prompt unchanged
+    records: list[Comparison | None] = field(default_factory=list)
     #: perturbed text -> the text it came from, for every ``perturb()`` that changed something
     _perturbed: dict[str, str] = field(default_factory=dict)
     _perturb_used: bool = False
@@ -218,7 +210,7 @@ class ItemRun:
             return done[0].output
         original, variant = self._pair(request)
         if variant.messages == original.messages:
-            self.records.append(CallRecord(original, variant, None))
+            self.records.append(None)
             done = [client.fetch(original)]
             self._count([original], done)
             return done[0].output
@@ -237,7 +229,7 @@ class ItemRun:
             [c.output for c in variants],
         )
         self._count(requests, done)
-        self.records.append(CallRecord(original, variant, comparison))
+        self.records.append(comparison)
         return variants[0].output
 
     def _count(self, requests: list[Request], done: list[Completion]) -> None:
@@ -268,7 +260,7 @@ class ItemRun:
     def result(self, nodeid: str, outcome: str) -> dict[str, Any]:
         """The JSON-safe record of this item that reports are built from (schema version 1)."""
         settings = self.plan.settings
-        compared = [r.comparison for r in self.records if r.comparison is not None]
+        compared = [c for c in self.records if c is not None]
         worst = min(compared, key=lambda c: c.score, default=None)
         record: dict[str, Any] = {
             "nodeid": nodeid,
@@ -306,7 +298,7 @@ class ItemRun:
                 "skipped",
                 f"variant {self.variant!r}: the test made no llm() call, so nothing to compare",
             )
-        compared = [r.comparison for r in self.records if r.comparison is not None]
+        compared = [c for c in self.records if c is not None]
         if not compared:
             return Verdict("skipped", f"variant {self.variant!r} leaves the prompt unchanged")
         worst = min(compared, key=lambda c: c.score)
