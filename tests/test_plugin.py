@@ -444,3 +444,17 @@ def test_a_prompt_with_no_user_message_fails_only_the_variant_items(project):
     result.stdout.fnmatch_lines(
         ["*test_system_only[[]original[]] PASSED*", "*test_system_only[[]add_period[]] FAILED*"]
     )
+
+
+def test_conftest_hook_replaces_the_header(project):
+    pytester = project("stable")
+    pytester.makeconftest(
+        """
+        def pytest_promptpert_header(config, settings):
+            return f"robustness suite on {settings.model}"
+        """
+    )
+    pytester.makepyfile("def test_a(): pass")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["robustness suite on openai/stable"])
+    assert "promptpert: model=" not in result.stdout.str()
