@@ -51,17 +51,6 @@ def builtin_metrics() -> dict[str, Metric]:
     }
 
 
-BUILTIN_METRIC_NAMES = (
-    "ratio",
-    "token_set_ratio",
-    "token_sort_ratio",
-    "partial_ratio",
-    "jaro_winkler",
-    "levenshtein",
-    "exact",
-)
-
-
 class UnknownMetricError(ValueError):
     """A metric name that the catalog does not know."""
 
