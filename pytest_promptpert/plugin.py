@@ -61,6 +61,24 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         " the items left are errors that say so",
         {"metavar": "USD"},
     ),
+    "intercept": (
+        "intercept model calls made by the code under test in marked tests (marked), in every"
+        " test (all), or never (off)",
+        {"choices": ("marked", "all", "off")},
+    ),
+    "route": (
+        "send intercepted calls where the application sent them (app) or to the configured"
+        " model (model)",
+        {"choices": ("app", "model")},
+    ),
+    "embedding-model": ("litellm embedding model for the embedding metric", {}),
+    "judge-model": ("litellm model for the judge metric (default: the run's model)", {}),
+    "cache-url": ("shared cache behind the local directory, e.g. redis://host:6379/0", {}),
+    "extract": (
+        "compare what this extracts from each output: a regex, json:<path>, or first_line,"
+        " first_word, number, choice, yes_no",
+        {},
+    ),
 }
 
 

@@ -21,6 +21,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
+INTERCEPT_MODES = ("marked", "all", "off")
+ROUTES = ("app", "model")
 DEFAULT_MODEL = "local/gemma-3-270m"
 DEFAULT_VARIANTS = ("punctuation", "casing", "whitespace")
 
@@ -51,6 +53,16 @@ class Settings:
     baseline: Path = Path("promptpert-baseline.json")
     baseline_tolerance: float = 0.05
     max_cost: float | None = None
+    #: which tests' model calls made by the code under test are intercepted
+    intercept: str = "marked"
+    #: intercepted calls go where the application sent them ("app") or to ``model``
+    route: str = "app"
+    embedding_model: str | None = None
+    judge_model: str | None = None
+    #: a shared cache behind the local directory, e.g. ``redis://host:6379/0``
+    cache_url: str | None = None
+    #: what the metric compares: a regex, ``json:<path>``, an extractor name or a callable
+    extract: str | Callable[[str], str] | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
@@ -143,6 +155,32 @@ def _cache_mode(value: object, where: str) -> str:
     return str(value)
 
 
+def _choice(choices: tuple[str, ...], what: str) -> Callable[[object, str], str]:
+    def validate(value: object, where: str) -> str:
+        if value not in choices:
+            raise _bad(where, value, f"is not {what} (choose from {', '.join(choices)})")
+        return str(value)
+
+    return validate
+
+
+def _cache_url(value: object, where: str) -> str | None:
+    url = _optional_text(value, where)
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise _bad(where, value, "is not a redis:// (or rediss://, unix://) URL")
+    return url
+
+
+def _extractor(value: object, where: str) -> str | Callable[[str], str] | None:
+    if value is None or callable(value):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value
+    raise _bad(
+        where, value, "must be a regular expression, json:<path>, an extractor name or a callable"
+    )
+
+
 def _variant_names(value: object, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         names = [part.strip() for part in value.split(",")]
@@ -191,10 +229,16 @@ VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     "baseline": _path,
     "baseline_tolerance": _unit_interval,
     "max_cost": lambda value, where: None if value is None else _non_negative(value, where),
+    "intercept": _choice(INTERCEPT_MODES, "an intercept mode"),
+    "route": _choice(ROUTES, "a route"),
+    "embedding_model": _optional_text,
+    "judge_model": _optional_text,
+    "cache_url": _cache_url,
+    "extract": _extractor,
 }
 
 #: The keys a marker may set; more may be added, anything else is an error.
-MARKER_KEYS = ("variants", "threshold", "metric", "samples")
+MARKER_KEYS = ("variants", "threshold", "metric", "samples", "extract")
 
 
 def read_pyproject(path: Path) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def test_bad_values_name_where_they_came_from(
         ({"variants": []}, f"{MARKER}: variants: [] names no variants"),
         (
             {"thresold": 0.5},
-            f"{MARKER}: unknown argument 'thresold' (known: variants, threshold, metric, samples)",
+            f"{MARKER}: unknown argument 'thresold' (known: variants, threshold, metric, samples, extract)",
         ),
         ({"cache": "off"}, f"{MARKER}: unknown argument 'cache'"),
     ],
