@@ -111,6 +111,20 @@ def _cost(litellm: Any, response: Any) -> float:
         return 0.0
 
 
+def _first_token_margin(choice: Any) -> float | None:
+    """Best minus second-best log-probability of a text completion's first token, if sent."""
+    logprobs = getattr(choice, "logprobs", None)
+    if logprobs is None and isinstance(choice, Mapping):
+        logprobs = choice.get("logprobs")
+    top = logprobs.get("top_logprobs") if isinstance(logprobs, Mapping) else None
+    if top is None:
+        top = getattr(logprobs, "top_logprobs", None)
+    if not top or not isinstance(top[0], Mapping) or not top[0]:
+        return None
+    values = sorted((float(v) for v in top[0].values()), reverse=True)
+    return values[0] - values[1] if len(values) > 1 else None
+
+
 def estimate(request: Request) -> tuple[int, float]:
     """(tokens, USD) a call would cost at most: ~4 characters a token plus max_tokens.
 
@@ -193,9 +207,11 @@ class LiteLLMBackend:
                         model=model, prompt=self._as_text(request), **params
                     )
                     output = response.choices[0].text or ""
+                    margin = _first_token_margin(response.choices[0])
                 else:
                     response = litellm.completion(model=model, messages=request.messages, **params)
                     output = response.choices[0].message.content or ""
+                    margin = None
             except Exception as exc:
                 if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
                     raise
@@ -234,6 +250,7 @@ class LiteLLMBackend:
                 completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
                 latency=latency,
                 cost=_cost(litellm, response),
+                margin=margin,
             )
 
     @staticmethod

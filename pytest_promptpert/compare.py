@@ -8,6 +8,10 @@ from statistics import fmean
 
 from .metrics import Metric, score
 
+#: A first answer token that won by less than this log-probability margin is a near-tie:
+#: another llama.cpp build or CPU can resolve it the other way (scripts/cross_build.py).
+NEAR_TIE_MARGIN = 0.5
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -23,6 +27,15 @@ class Comparison:
     #: The lowest similarity between two of the original's own samples (1.0 with one sample).
     noise_floor: float = 1.0
     sample_scores: tuple[float, ...] = field(default_factory=tuple)
+    #: first-token log-probability margins (original, variant), where the provider gave them
+    margins: tuple[float | None, float | None] | None = None
+
+    @property
+    def near_tie(self) -> bool:
+        """Whether the verdict rests on a first answer token that barely won."""
+        return self.margins is not None and any(
+            m is not None and m < NEAR_TIE_MARGIN for m in self.margins
+        )
 
     @property
     def passed(self) -> bool:
@@ -83,4 +96,15 @@ def failure_message(variant: str, comparison: Comparison) -> str:
         f"  original output: {trim(c.original_outputs[0])!r}",
         f"  variant output:  {trim(c.variant_outputs[0])!r}",
     ]
+    if c.near_tie and c.margins is not None:
+        shown = ", ".join(
+            f"{name} {m:.2f}"
+            for name, m in zip(("original", "variant"), c.margins, strict=False)
+            if m is not None
+        )
+        lines.append(
+            f"  near-tie: the first answer token won by a small log-probability margin ({shown};"
+            f" < {NEAR_TIE_MARGIN}): another build of the model's runtime or another CPU may"
+            " answer differently, so this verdict is not a stable fact about the prompt"
+        )
     return "\n".join(lines)

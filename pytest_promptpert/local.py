@@ -369,7 +369,10 @@ class LocalModels:
     def _start(self, model: str, path: Path) -> LocalServer:
         log = tempfile.TemporaryFile(prefix="promptpert-llama-")  # noqa: SIM115 - closed in stop()
         port = _free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # llama.cpp's OpenMP threads spin while they wait for each other; on a busy machine
+        # (CI runners, xdist workers) spinning threads steal the cores the others need, and a
+        # 20-token answer measured 75 s instead of 4 s. Passive waiting changes no result.
+        env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONUNBUFFERED": "1"}
         started = threading.Event()
         box: list[subprocess.Popen[bytes] | BaseException] = []
 

@@ -155,6 +155,8 @@ class Completion:
     created: float = field(default_factory=time.time)
     #: the run that wrote it: lets ``refresh`` tell this run's answers from older ones
     run: str = ""
+    #: log-probability of the best first token minus the second best's, when asked for
+    margin: float | None = None
     cached: bool = field(default=False, compare=False)
 
     @property
@@ -179,5 +181,6 @@ class Completion:
             cost=float(data.get("cost", 0.0)),
             run=str(data.get("run", "")),
             created=float(data.get("created", 0.0)),
+            margin=None if data.get("margin") is None else float(data["margin"]),
             cached=True,
         )

@@ -229,8 +229,28 @@ class ItemRun:
             [c.output for c in variants],
         )
         self._count(requests, done)
+        if not comparison.passed and original.model.startswith("local/"):
+            comparison = dataclasses.replace(
+                comparison, margins=self._first_token_margins(original, variant)
+            )
         self.records.append(comparison)
         return variants[0].output
+
+    def _first_token_margins(
+        self, original: Request, variant: Request
+    ) -> tuple[float | None, float | None]:
+        """How firmly each prompt's first answer token won: one cached one-token call each.
+
+        Asked only for failing verdicts on local models: llama.cpp returns log-probabilities,
+        and a greedy divergence whose first token barely won may not reproduce elsewhere.
+        """
+        probes = [
+            dataclasses.replace(r, params={**r.params, "max_tokens": 1, "logprobs": 2}, sample=0)
+            for r in (original, variant)
+        ]
+        done = self.session.client.fetch_many(probes)
+        self._count(probes, done)
+        return done[0].margin, done[1].margin
 
     def _count(self, requests: list[Request], done: list[Completion]) -> None:
         """Add the calls made for this item (each call counts in one item only) and hits."""
@@ -288,6 +308,11 @@ class ItemRun:
                 original_output=trim(c.original_outputs[0], 2000),
                 variant_output=trim(c.variant_outputs[0], 2000),
             )
+            if c.margins is not None:
+                record.update(
+                    first_token_margins=[None if m is None else round(m, 4) for m in c.margins],
+                    near_tie=c.near_tie,
+                )
         return record
 
     def verdict(self) -> Verdict:
