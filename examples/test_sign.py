@@ -5,12 +5,17 @@ import pytest
 SIGN = "Create a sign with a message on it that describes your situation."
 
 
-@pytest.mark.promptpert(variants=["strip_period", "lower_first", "lower_first+strip_period"])
+# Each variant's verdict rests on a first answer token that won by a wide log-probability
+# margin (>= 0.5; `python scripts/cross_build.py margins --every-variant`), so it is the same
+# on every machine that runs the portable llama.cpp build.
+@pytest.mark.promptpert(
+    variants=["exclamation", "trailing_space", "question_mark", "lower_first+strip_period"]
+)
 @pytest.mark.known_divergence(
-    "lower_first",
+    "question_mark",
     "lower_first+strip_period",
-    reason="Gemma 270M: a lower-case 'create' turns the list of questions into a numbered"
-    " list, and without the period into a run of <start_of_image> tokens",
+    reason="Gemma 270M: with '?' the list of questions becomes a description of the sign; a"
+    " lower-case 'create' without the period collapses into a run of <start_of_image> tokens",
 )
 def test_sign_prompt(llm):
     sign = llm(SIGN)
