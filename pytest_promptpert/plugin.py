@@ -497,7 +497,7 @@ class SettingsNotes:
         line: str | None = self.config.hook.pytest_promptpert_header(
             config=self.config, settings=self.session.settings
         )
-        return line
+        return line or None  # "" from a conftest hides the line
 
     def _looks_marked(self, nodeid: str) -> bool:
         if not nodeid.endswith("]") or "[" not in nodeid:

@@ -297,3 +297,26 @@ def test_an_environment_variable_that_names_no_setting_is_warned_about(
     result.stdout.fnmatch_lines(
         ["*UnreadSettingsWarning: *PROMPTPERT_THRESHHOLD names no setting and is not read*"]
     )
+
+
+def test_a_conftest_header_hook_may_hide_the_line(sources: pytest.Pytester) -> None:
+    sources.makeconftest("def pytest_promptpert_header(config, settings):\n    return ''\n")
+    sources.makeini("[pytest]\npromptpert_model = openai/stable\npromptpert_cache = off\n")
+    sources.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.promptpert(variants=["add_period"])
+        def test_m():
+            pass
+        """
+    )
+    result = sources.runpytest()
+    result.assert_outcomes(passed=2)
+    lines = result.stdout.lines
+    start = lines.index("collected 2 items")
+    assert lines[start + 1 : start + 3] == [
+        "",
+        "test_a_conftest_header_hook_may_hide_the_line.py ..",
+    ]
+    assert "promptpert: model=" not in result.stdout.str()
