@@ -315,8 +315,6 @@ def test_a_conftest_header_hook_may_hide_the_line(sources: pytest.Pytester) -> N
     result.assert_outcomes(passed=2)
     lines = result.stdout.lines
     start = lines.index("collected 2 items")
-    assert lines[start + 1 : start + 3] == [
-        "",
-        "test_a_conftest_header_hook_may_hide_the_line.py ..",
-    ]
+    assert lines[start + 1] == ""  # no blank line of ours before pytest's own
+    assert lines[start + 2].startswith("test_a_conftest_header_hook_may_hide_the_line.py ..")
     assert "promptpert: model=" not in result.stdout.str()
