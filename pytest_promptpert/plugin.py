@@ -120,6 +120,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ini_help = f"{help_text} (also --promptpert-{name}, {env_name(key)})"
         if key == "variants":  # one per line or comma-separated; a TOML list works too
             parser.addini(ini_name(key), ini_help, type="linelist", default=None)
+        elif pytest.version_tuple >= (9, 2):
+            # A union lets pytest 9's native [tool.pytest] table give numbers as TOML numbers;
+            # ini files and -o still give strings (the first member).
+            parser.addini(ini_name(key), ini_help, type=str | float, default=None)
         else:
             parser.addini(ini_name(key), ini_help, type="string", default=None)
     group.addoption(

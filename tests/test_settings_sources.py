@@ -54,6 +54,13 @@ def _write(path: Path, text: str) -> Path:
         ("tox.ini", "[pytest]", [], "tox.ini"),
         ("setup.cfg", "[tool:pytest]", [], "setup.cfg"),
         ("pyproject.toml", "[tool.pytest.ini_options]", [], "pyproject.toml"),
+        pytest.param(
+            "pyproject.toml",
+            "[tool.pytest]",  # pytest 9's native TOML table: a number may be a TOML number
+            [],
+            "pyproject.toml",
+            marks=pytest.mark.skipif(pytest.version_tuple < (9, 2), reason="pytest >= 9.2"),
+        ),
     ],
 )
 def test_ini_options_work_in_every_pytest_config_file(
@@ -65,12 +72,13 @@ def test_ini_options_work_in_every_pytest_config_file(
     label: str,
 ) -> None:
     quote = '"' if config_file.endswith(".toml") else ""
+    number = "0.9" if section == "[tool.pytest]" else f"{quote}0.9{quote}"
     _write(
         sources.path / config_file,
         f"{section}\n"
         f"promptpert_model = {quote}openai/stable{quote}\n"
         f"promptpert_api_base = {quote}{provider.url}{quote}\n"
-        f"promptpert_threshold = {quote}0.9{quote}\n",
+        f"promptpert_threshold = {number}\n",
     )
     _write(sources.path / "tests" / "test_q.py", MARKED)
     result = sources.runpytest(*args)
@@ -154,8 +162,9 @@ def test_bad_ini_and_environment_values_are_usage_errors_naming_their_source(
 
 def test_help_lists_every_setting_as_an_ini_option(sources: pytest.Pytester) -> None:
     help_text = sources.runpytest("--help").stdout.str()
+    scalar = "string | float" if pytest.version_tuple >= (9, 2) else "string"
     for key in VALIDATORS:
-        kind = "linelist" if key == "variants" else "string"
+        kind = "linelist" if key == "variants" else scalar
         assert f"promptpert_{key} ({kind}):" in help_text, key
     assert "PROMPTPERT_FAIL_UNDER" in help_text
 
