@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .redact import redact_url
+
 CACHE_MODES = ("auto", "replay", "refresh", "off")
 INTERCEPT_MODES = ("marked", "all", "off")
 ROUTES = ("app", "model")
@@ -202,7 +204,8 @@ def _choice(choices: tuple[str, ...], what: str) -> Callable[[object, str], str]
 def _cache_url(value: object, where: str) -> str | None:
     url = _optional_text(value, where)
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise _bad(where, value, "is not a redis:// (or rediss://, unix://) URL")
+        # shown without a password it may carry
+        raise _bad(where, redact_url(url), "is not a redis:// (or rediss://, unix://) URL")
     return url
 
 

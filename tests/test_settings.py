@@ -338,8 +338,8 @@ def test_ini_and_pyproject_must_agree_on_a_key_they_both_set() -> None:
             "-o promptpert_intercept: 'some' is not an intercept mode",
         ),
         (
-            {"environ": {"PROMPTPERT_CACHE_URL": "http://x"}},
-            "PROMPTPERT_CACHE_URL environment variable: 'http://x' is not a redis://",
+            {"environ": {"PROMPTPERT_CACHE_URL": "http://user:hunter2@x/0"}},
+            "PROMPTPERT_CACHE_URL environment variable: 'http://x/0' is not a redis://",
         ),
     ],
 )
