@@ -168,6 +168,8 @@ class LiteLLMBackend:
         self._sleep = sleep
         self._local: Any = None
         self._local_lock = threading.Lock()
+        #: the model used because none was configured: an error about it says so
+        self.default_model: str | None = None
 
     def _route(self, request: Request) -> tuple[str, str | None, str, dict[str, Any]]:
         """(litellm model, api_base, endpoint kind, extra params) for *request*'s model."""
@@ -177,7 +179,9 @@ class LiteLLMBackend:
             with self._local_lock:
                 if self._local is None:
                     self._local = LocalModels()
-                server = self._local.server_for(request.model)
+                server = self._local.server_for(
+                    request.model, configured=request.model != self.default_model
+                )
             return (
                 server.litellm_model,
                 server.api_base,

@@ -45,4 +45,7 @@ def pytest_promptpert_add_metrics(
 
 @pytest.hookspec(firstresult=True)
 def pytest_promptpert_header(config: pytest.Config, settings: Any) -> str | None:
-    """Return the header line shown at the start of a run; the first non-None answer wins."""
+    """Return the header line, shown after "collected N items" when marked tests were collected.
+
+    The first non-None answer wins; returning ``""`` hides the line.
+    """

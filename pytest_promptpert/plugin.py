@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
@@ -12,12 +13,22 @@ from . import hookspecs
 from .backend import ProviderError
 from .baseline import load_baseline
 from .client import CachedLLM, CacheMissError, Planned
+from .config_files import hidden_tables, hidden_tables_message, read_pyproject, table_line
 from .metrics import MetricCatalog, builtin_metrics
 from .outputs import RunResults
 from .report import header_line
 from .request import PromptError
-from .session import ItemPlan, ItemRun, PromptpertSession, test_id
-from .settings import MARKER_KEYS, Settings, SettingsError, read_pyproject, resolve
+from .session import ItemPlan, ItemRun, PromptpertSession, make_client, test_id
+from .settings import (
+    DEFAULT_SOURCE,
+    MARKER_KEYS,
+    Settings,
+    SettingsError,
+    env_name,
+    ini_name,
+    resolve,
+    unknown_environment,
+)
 from .variants import BUILTIN_VARIANTS, ORIGINAL, VariantCatalog
 
 SESSION = pytest.StashKey[PromptpertSession]()
@@ -32,7 +43,8 @@ MARKER_DOC = (
     " is less similar to the original's than threshold. See pytest-promptpert's README."
 )
 
-#: command-line option -> settings key; every one can also be set in [tool.promptpert]
+#: command-line option -> settings key; every one can also be set in [tool.promptpert], as the
+#: ini option promptpert_KEY and as the environment variable PROMPTPERT_KEY
 OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "model": ("litellm model string, or local/gemma-3-270m (default)", {}),
     "variants": ("comma-separated variant and family names", {}),
@@ -82,6 +94,14 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+class UnreadSettingsWarning(pytest.PytestWarning):
+    """Settings that pytest-promptpert does not read, though they look meant for it.
+
+    A ``[tool.promptpert]`` table in a ``pyproject.toml`` other than the rootdir's, or a
+    ``PROMPTPERT_*`` environment variable that names no setting.
+    """
+
+
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -96,6 +116,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             help=help_text,
             **extra,
         )
+        key = name.replace("-", "_")
+        ini_help = f"{help_text} (also --promptpert-{name}, {env_name(key)})"
+        if key == "variants":  # one per line or comma-separated; a TOML list works too
+            parser.addini(ini_name(key), ini_help, type="linelist", default=None)
+        elif pytest.version_tuple >= (9, 2):
+            # A union lets pytest 9's native [tool.pytest] table give numbers as TOML numbers;
+            # ini files and -o still give strings (the first member).
+            parser.addini(ini_name(key), ini_help, type=str | float, default=None)
+        else:
+            parser.addini(ini_name(key), ini_help, type="string", default=None)
     group.addoption(
         "--promptpert-plan",
         action="store_true",
@@ -114,21 +144,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     try:
-        settings = resolve(
-            command_line={
-                name.replace("-", "_"): config.getoption(f"promptpert_{name.replace('-', '_')}")
-                for name in OPTIONS
-            },
-            pyproject=read_pyproject(config.rootpath / "pyproject.toml"),
-            pyproject_path=config.rootpath / "pyproject.toml",
-            rootdir=config.rootpath,
-            invocation_dir=config.invocation_params.dir,
-        )
+        settings = _resolve_settings(config)
         variants = VariantCatalog(())
         for mapping in reversed(config.hook.pytest_promptpert_add_variants(config=config)):
             variants.add_mapping(mapping or {})
         metrics = MetricCatalog(reversed(config.hook.pytest_promptpert_add_metrics(config=config)))
-        session = PromptpertSession(settings, variants, metrics)
+        session = PromptpertSession(settings, variants, metrics, _client_factory)
         session.test_settings({}, "settings")  # every configured name must exist
         if not config.getoption("promptpert_update_baseline"):
             session.baseline = load_baseline(settings.baseline)
@@ -144,6 +165,45 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
     config.pluginmanager.register(RunReport(config, session), "promptpert-report")
+    config.pluginmanager.register(SettingsNotes(config, session), "promptpert-settings-notes")
+    if not hasattr(config, "workerinput"):
+        for name in unknown_environment(os.environ):
+            config.issue_config_time_warning(
+                UnreadSettingsWarning(
+                    f"pytest-promptpert: the environment variable {name} names no setting and"
+                    f" is not read (settings: {', '.join(env_name(k) for k in _keys())})"
+                ),
+                stacklevel=2,
+            )
+
+
+def _keys() -> list[str]:
+    return [name.replace("-", "_") for name in OPTIONS]
+
+
+def _resolve_settings(config: pytest.Config) -> Settings:
+    """Gather every source's raw values; settings.resolve merges and validates them."""
+    pyproject = config.rootpath / "pyproject.toml"
+    overridden = {entry.split("=", 1)[0] for entry in config.getoption("override_ini") or ()}
+    return resolve(
+        command_line={key: config.getoption(f"promptpert_{key}") for key in _keys()},
+        ini={key: config.getini(ini_name(key)) for key in _keys()},
+        ini_path=config.inipath,
+        ini_overrides=overridden,
+        environ=os.environ,
+        pyproject=read_pyproject(pyproject),
+        pyproject_path=pyproject,
+        rootdir=config.rootpath,
+        invocation_dir=config.invocation_params.dir,
+    )
+
+
+def _client_factory(settings: Settings, run_id: str) -> CachedLLM:
+    client = make_client(settings, run_id)
+    if settings.where("model") == DEFAULT_SOURCE:
+        # So that a missing local extra is explained as "no model was configured".
+        client.backend.default_model = settings.model
+    return client
 
 
 def _check_cache_dir(settings: Settings) -> None:
@@ -182,16 +242,6 @@ def pytest_promptpert_add_metrics(config: pytest.Config) -> Mapping[str, Callabl
 @pytest.hookimpl(trylast=True)
 def pytest_promptpert_header(config: pytest.Config, settings: Settings) -> str:
     return header_line(settings)
-
-
-def pytest_report_header(config: pytest.Config) -> str | None:
-    session = config.stash.get(SESSION, None)
-    if session is None:
-        return None
-    line: str | None = config.hook.pytest_promptpert_header(
-        config=config, settings=session.settings
-    )
-    return line
 
 
 def _marker_kwargs(definition: pytest.Function | pytest.Item) -> dict[str, Any] | None:
@@ -405,6 +455,80 @@ class RunReport:
             terminalreporter.write_sep("-", "promptpert")
             for line in lines:
                 terminalreporter.write_line(line)
+
+
+class SettingsNotes:
+    """Once marked tests were collected: the header line, and settings that are not read.
+
+    Nothing is shown in runs that collect no marked test, so a project that does not use the
+    plugin never hears of it. Under xdist the controller collects nothing itself; it sees the
+    workers' node ids, and takes an id that ends in a variant name for a marked test's.
+    """
+
+    def __init__(self, config: pytest.Config, session: PromptpertSession) -> None:
+        self.config = config
+        self.session = session
+        self.header_shown = False
+
+    def pytest_report_collectionfinish(self, items: list[pytest.Item]) -> str | None:
+        if not any(_is_marked(item) for item in items):
+            return None
+        return self._header()
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # Inside pytest's collection-time warning capture (on xdist workers too: their warnings
+        # reach the controller), so -W and filterwarnings apply as to any warning.
+        if any(_is_marked(item) for item in session.items):
+            self._warn_hidden_tables()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        # The xdist controller collects nothing itself: the header goes out with the first
+        # worker's collection that holds marked items.
+        if self.header_shown or not any(self._looks_marked(nodeid) for nodeid in ids):
+            return
+        self.header_shown = True
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        line = self._header()
+        if terminal is not None and line:
+            if getattr(terminal, "isatty", False):
+                terminal.write("\n")  # off xdist's rewritten status line
+            terminal.write_line(line)
+
+    def _header(self) -> str | None:
+        if self.config.get_verbosity() < 0 or self.config.getoption("no_header", False):
+            return None
+        line: str | None = self.config.hook.pytest_promptpert_header(
+            config=self.config, settings=self.session.settings
+        )
+        return line or None  # "" from a conftest hides the line
+
+    def _looks_marked(self, nodeid: str) -> bool:
+        if not nodeid.endswith("]") or "[" not in nodeid:
+            return False
+        tail = nodeid[:-1].rsplit("[", 1)[1].rsplit("-", 1)[-1]
+        names = self.session.variants.names()
+        return tail == ORIGINAL or all(part in names for part in tail.split("+"))
+
+    def _warn_hidden_tables(self) -> None:
+        here = self.config.invocation_params.dir
+        starts = [here] + [here / arg.split("::", 1)[0] for arg in self.config.args]
+        found = hidden_tables(self.config.rootpath, starts)
+        if found:
+            message = hidden_tables_message(found, self.config.rootpath, self.config.inipath)
+            # Located at the table itself, so the warnings summary points to the file.
+            warnings.warn_explicit(
+                UnreadSettingsWarning(message),
+                UnreadSettingsWarning,
+                str(found[0]),
+                table_line(found[0]),
+                module="pytest_promptpert",
+            )
+
+
+def _is_marked(item: pytest.Item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and PARAM in callspec.params
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:

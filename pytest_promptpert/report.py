@@ -11,20 +11,47 @@ from .metrics import metric_name
 from .redact import redact_url
 from .settings import Settings
 
+#: Settings the header always shows; any other is shown when it is not the default.
+_HEADER_KEYS = ("model", "api_base", "cache_dir", "cache", "variants", "metric", "threshold")
+
 
 def header_line(settings: Settings) -> str:
-    parts = [f"model={settings.model}"]
+    """``promptpert: model=openai/x (tests/pytest.ini), cache=... (auto), ...``.
+
+    Each setting that is not the built-in default names where it came from, in parentheses.
+    """
+
+    def part(key: str, text: str) -> str:
+        origin = settings.origin(key)
+        return f"{text} ({origin})" if origin else text
+
+    cache_origins = dict.fromkeys(o for k in ("cache_dir", "cache") if (o := settings.origin(k)))
+
+    # A model nobody configured is the trap worth seeing: a configuration that was not found.
+    model = f"model={settings.model}"
+    parts = [part("model", model) if settings.origin("model") else f"{model} (built-in default)"]
     if settings.api_base:
-        parts.append(f"api_base={redact_url(settings.api_base)}")
+        parts.append(part("api_base", f"api_base={redact_url(settings.api_base)}"))
     parts += [
-        f"cache={settings.cache_dir} ({settings.cache})",
-        f"variants={','.join(settings.variants)}",
-        f"metric={metric_name(settings.metric)}",
-        f"threshold={settings.threshold:g}",
+        f"cache={settings.cache_dir} ({'; '.join([settings.cache, *cache_origins])})",
+        part("variants", f"variants={','.join(settings.variants)}"),
+        part("metric", f"metric={metric_name(settings.metric)}"),
+        part("threshold", f"threshold={settings.threshold:g}"),
     ]
-    if settings.samples > 1:
-        parts.append(f"samples={settings.samples}")
+    for key in settings.sources:
+        if key not in _HEADER_KEYS and settings.origin(key):
+            parts.append(part(key, f"{key}={_shown(getattr(settings, key))}"))
     return "promptpert: " + ", ".join(parts)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, str) and "://" in value:
+        return redact_url(value)  # cache_url may carry a password
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(getattr(value, "__name__", value))
 
 
 # --- the results of a run ------------------------------------------------------------------

@@ -1,34 +1,61 @@
-"""Settings: marker > command line > ``[tool.promptpert]`` > built-in defaults.
+"""Settings: marker > command line > environment > ini file / ``[tool.promptpert]`` > defaults.
 
-Every value passes through one validator that knows where it came from, so a bad value is
-reported as, e.g., ``[tool.promptpert] threshold in /repo/pyproject.toml: 'high' is not a
-number``. Nothing here imports pytest; the plugin turns :class:`SettingsError` into a usage error.
+Each key ``KEY`` can be set as ``KEY`` in ``[tool.promptpert]`` of the rootdir's
+``pyproject.toml``, as the ini option ``promptpert_KEY`` (``pytest.ini``, ``tox.ini``,
+``setup.cfg``, ``[tool.pytest.ini_options]``, or ``-o``), as the environment variable
+``PROMPTPERT_KEY`` and as the option ``--promptpert-KEY``. Every value passes through one
+validator that knows where it came from, so a bad value is reported as, e.g.,
+``PROMPTPERT_THRESHOLD environment variable: 'high' is not a number``. Nothing here imports
+pytest: the plugin gathers the raw values and turns :class:`SettingsError` into a usage error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import sys
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from .redact import redact_url
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
 INTERCEPT_MODES = ("marked", "all", "off")
 ROUTES = ("app", "model")
 DEFAULT_MODEL = "local/gemma-3-270m"
 DEFAULT_VARIANTS = ("punctuation", "casing", "whitespace")
+#: Settings that are paths; relative ones are anchored where their source says (see resolve).
+PATH_KEYS = ("cache_dir", "report", "html", "baseline")
 
 
 class SettingsError(ValueError):
     """A bad setting, with the place it came from in the message."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a value came from."""
+
+    #: for messages: ``PROMPTPERT_THRESHOLD environment variable``
+    where: str
+    #: for the header: ``PROMPTPERT_THRESHOLD``, ``tests/pytest.ini``, ``--promptpert-model``
+    label: str
+    #: what a relative path from this source is relative to
+    base: Path | None = None
+
+
+def option_name(key: str) -> str:
+    return f"--promptpert-{key.replace('_', '-')}"
+
+
+def ini_name(key: str) -> str:
+    return f"promptpert_{key}"
+
+
+def env_name(key: str) -> str:
+    return f"PROMPTPERT_{key.upper()}"
 
 
 @dataclass(frozen=True)
@@ -63,10 +90,20 @@ class Settings:
     cache_url: str | None = None
     #: what the metric compares: a regex, ``json:<path>``, an extractor name or a callable
     extract: str | Callable[[str], str] | None = None
-    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
-        return self.sources.get(key, "built-in default")
+        """Where *key*'s value came from, for messages (``built-in default`` if unset)."""
+        source = self.sources.get(key)
+        return source.where if source else DEFAULT_SOURCE
+
+    def origin(self, key: str) -> str | None:
+        """Where *key*'s value came from, in short for the header; None for a default."""
+        source = self.sources.get(key)
+        return source.label if source else None
+
+
+DEFAULT_SOURCE = "built-in default"
 
 
 # --- validators: (value, where) -> value ------------------------------------------------
@@ -167,7 +204,8 @@ def _choice(choices: tuple[str, ...], what: str) -> Callable[[object, str], str]
 def _cache_url(value: object, where: str) -> str | None:
     url = _optional_text(value, where)
     if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise _bad(where, value, "is not a redis:// (or rediss://, unix://) URL")
+        # shown without a password it may carry
+        raise _bad(where, redact_url(url), "is not a redis:// (or rediss://, unix://) URL")
     return url
 
 
@@ -182,16 +220,19 @@ def _extractor(value: object, where: str) -> str | Callable[[str], str] | None:
 
 
 def _variant_names(value: object, where: str) -> tuple[str, ...]:
+    # A comma string (command line, environment), a list (TOML) or ini lines that may hold
+    # commas themselves ("punctuation, casing" on one line of a pytest.ini).
     if isinstance(value, str):
-        names = [part.strip() for part in value.split(",")]
-    elif isinstance(value, (list, tuple)):
-        names = list(value)
-    else:
+        value = [value]
+    if not isinstance(value, (list, tuple)):
         raise _bad(where, value, "must be a list of variant names")
+    names: list[object] = []
+    for item in value:
+        names += [part.strip() for part in item.split(",")] if isinstance(item, str) else [item]
     for name in names:
         if not isinstance(name, str) or not name.strip():
             raise _bad(where, name, "is not a variant name")
-    cleaned = tuple(n.strip() for n in names)
+    cleaned = tuple(str(n).strip() for n in names)
     if not cleaned:
         raise _bad(where, value, "names no variants")
     return cleaned
@@ -241,20 +282,17 @@ VALIDATORS: dict[str, Callable[[object, str], Any]] = {
 MARKER_KEYS = ("variants", "threshold", "metric", "samples", "extract")
 
 
-def read_pyproject(path: Path) -> dict[str, Any]:
-    """The ``[tool.promptpert]`` table of *path*, empty if there is none."""
-    where = f"[tool.promptpert] in {path}"
-    if not path.is_file():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SettingsError(f"{path} is not valid TOML: {exc}") from None
-    tool = data.get("tool", {})
-    table = tool.get("promptpert", {}) if isinstance(tool, dict) else None
-    if not isinstance(table, dict):
-        raise SettingsError(f"{where}: must be a table, not {type(table).__name__}")
-    return table
+#: settings key -> (raw value, where it came from)
+Layer = dict[str, tuple[Any, Source]]
+
+
+def _is_unset(value: object) -> bool:
+    # pytest's getini gives "" or [] (not None) for an ini option that is not set.
+    return value is None or value == "" or value == []
+
+
+def _label(path: Path, invocation_dir: Path) -> str:
+    return os.path.relpath(path, invocation_dir) if path.is_absolute() else str(path)
 
 
 def resolve(
@@ -264,14 +302,27 @@ def resolve(
     pyproject_path: Path | None = None,
     rootdir: Path,
     invocation_dir: Path | None = None,
+    ini: Mapping[str, Any] | None = None,
+    ini_path: Path | None = None,
+    ini_overrides: Collection[str] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Merge the sources, validate every value and anchor relative paths.
 
-    Paths from ``pyproject.toml`` are relative to *rootdir*; paths given on the command line
-    are relative to *invocation_dir* (where pytest was run), as ``--junitxml`` paths are.
+    *command_line*, *pyproject* and *ini* map settings keys to raw values (``None``, ``""`` or
+    ``[]`` for "not given"); *ini* holds what pytest's ini file gave for ``promptpert_KEY``,
+    and the keys in *ini_overrides* were given with ``-o promptpert_KEY=...`` instead. *environ*
+    is the process environment (only ``PROMPTPERT_*`` is read; an empty value is unset).
+
+    Precedence: ``--promptpert-KEY`` > ``-o promptpert_KEY`` > ``PROMPTPERT_KEY`` > the ini
+    file and ``[tool.promptpert]`` > defaults. The ini file and ``[tool.promptpert]`` are one
+    level: a key they both set must have the same value there, or neither is clearly meant.
+
+    Relative paths are anchored as pytest anchors its own: from ``[tool.promptpert]`` at
+    *rootdir*; from the ini file (and ``-o``) at the ini file's directory; from the environment
+    and the command line at *invocation_dir* (where pytest was run, as for ``--junitxml``).
     """
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    here = invocation_dir or rootdir
     in_file = f" in {pyproject_path}" if pyproject_path else ""
     unknown = sorted(set(pyproject) - set(VALIDATORS))
     if unknown:
@@ -279,23 +330,66 @@ def resolve(
             f"[tool.promptpert]{in_file}: unknown key {unknown[0]!r}"
             f" (known keys: {', '.join(VALIDATORS)})"
         )
-    for key, value in pyproject.items():
-        where = f"[tool.promptpert] {key}{in_file}"
-        values[key] = VALIDATORS[key](value, where)
-        sources[key] = where
-    for key, value in command_line.items():
-        if value is None:
+    table_label = _label(pyproject_path, here) if pyproject_path else "[tool.promptpert]"
+    files: Layer = {
+        key: (value, Source(f"[tool.promptpert] {key}{in_file}", table_label, rootdir))
+        for key, value in pyproject.items()
+    }
+    ini_base = ini_path.parent if ini_path else here  # as pytest does for "paths" ini options
+    overrides: Layer = {}
+    for key, value in (ini or {}).items():
+        name = ini_name(key)
+        if _is_unset(value):
             continue
-        where = f"--promptpert-{key.replace('_', '-')}"
-        values[key] = VALIDATORS[key](value, where)
-        sources[key] = where
-    for key in ("cache_dir", "report", "html", "baseline"):
-        if isinstance(values.get(key), Path) and not values[key].is_absolute():
-            from_cli = sources.get(key, "").startswith("--")
-            values[key] = ((invocation_dir or rootdir) if from_cli else rootdir) / values[key]
+        if name in ini_overrides:
+            overrides[key] = (value, Source(f"-o {name}", f"-o {name}", ini_base))
+            continue
+        where = f"{name} in {ini_path}" if ini_path else name
+        source = Source(where, _label(ini_path, here) if ini_path else name, ini_base)
+        if key in files:
+            _same_in_both(key, (value, source), files[key])
+        files[key] = (value, source)
+    environment: Layer = {}
+    for key in VALIDATORS:
+        name = env_name(key)
+        value = (environ or {}).get(name)
+        if value:  # an empty variable is unset, as CI templates often leave one
+            environment[key] = (value, Source(f"{name} environment variable", name, here))
+    options: Layer = {
+        key: (value, Source(option_name(key), option_name(key), here))
+        for key, value in command_line.items()
+        if value is not None
+    }
+    values: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    for layer in (files, environment, overrides, options):  # lowest first
+        for key, (value, source) in layer.items():
+            values[key] = _validated(key, value, source)
+            sources[key] = source
     values.setdefault("cache_dir", rootdir / Settings.cache_dir)
     values.setdefault("baseline", rootdir / Settings.baseline)
     return Settings(**values, sources=sources)
+
+
+def _validated(key: str, value: object, source: Source) -> Any:
+    result = VALIDATORS[key](value, source.where)
+    if key in PATH_KEYS and isinstance(result, Path) and source.base is not None:
+        return source.base / result  # an absolute result stays as it is
+    return result
+
+
+def _same_in_both(key: str, ini: tuple[Any, Source], table: tuple[Any, Source]) -> None:
+    if _validated(key, *ini) != _validated(key, *table):
+        raise SettingsError(
+            f"{ini[1].where} ({ini[0]!r}) and {table[1].where} ({table[0]!r}) disagree;"
+            f" set {key} in one place only"
+        )
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``PROMPTPERT_*`` variables that name no setting (a typo is otherwise silently ignored)."""
+    known = {env_name(key) for key in VALIDATORS}
+    return sorted(n for n in environ if n.startswith("PROMPTPERT_") and n not in known)
 
 
 def with_marker(base: Settings, kwargs: Mapping[str, Any], where: str) -> Settings:
@@ -311,7 +405,7 @@ def with_marker(base: Settings, kwargs: Mapping[str, Any], where: str) -> Settin
         if value is None:
             continue
         changes[key] = VALIDATORS[key](value, f"{where}: {key}")
-        sources[key] = where
+        sources[key] = Source(where, "marker")
     if not changes:
         return base
     return dataclasses.replace(base, **changes, sources=sources)

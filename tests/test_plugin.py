@@ -17,6 +17,15 @@ def test_sign(llm):
     assert llm("{SIGN}")
 '''
 
+#: A marked test that makes no model call: enough for the header, which needs marked items.
+MARKED_NO_CALL = """
+import pytest
+
+@pytest.mark.promptpert(variants=["add_period"])
+def test_a():
+    pass
+"""
+
 
 def test_expands_and_flags_the_period_variant(project):
     pytester = project("period")
@@ -284,10 +293,13 @@ def test_help_markers_and_header(project):
     result.stdout.fnmatch_lines(
         ["@pytest.mark.promptpert(variants=None, threshold=None, metric=None, samples=None)*"]
     )
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(MARKED_NO_CALL)
     result = pytester.runpytest("--strict-markers")
     result.stdout.fnmatch_lines(
-        ["promptpert: model=openai/stable, *cache=*.promptpert_cache (auto)*"]
+        [
+            "collected 2 items",
+            "promptpert: model=openai/stable (pyproject.toml), *cache=*.promptpert_cache (auto)*",
+        ]
     )
 
 
@@ -454,7 +466,7 @@ def test_conftest_hook_replaces_the_header(project):
             return f"robustness suite on {settings.model}"
         """
     )
-    pytester.makepyfile("def test_a(): pass")
+    pytester.makepyfile(MARKED_NO_CALL)
     result = pytester.runpytest()
-    result.stdout.fnmatch_lines(["robustness suite on openai/stable"])
+    result.stdout.fnmatch_lines(["collected 2 items", "robustness suite on openai/stable"])
     assert "promptpert: model=" not in result.stdout.str()
