@@ -11,11 +11,9 @@ def test_capital_of_france_is_robust(llm):
     assert "Paris" in answer
 
 
-@pytest.mark.promptpert(variants=["strip_period", "lowercase", "title"])
+@pytest.mark.promptpert(variants=["strip_period", "title"])
 @pytest.mark.known_divergence(
-    "lowercase",
-    "title",
-    reason="an all lower-case question gets a run of zeros; a Title Case one a circular answer",
+    "title", reason="a Title Case question gets a circular answer with no 'Paris' in it"
 )
 def test_question_slot_only(llm, promptpert):
     # Only the user's question is perturbed, never the Q:/A: scaffolding around it.

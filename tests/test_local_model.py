@@ -115,15 +115,17 @@ def test_cold_run_then_cached_rerun_needs_no_model(local_project: pytest.Pyteste
         """
         import pytest
 
-        @pytest.mark.promptpert(variants=["question_mark", "lowercase"])
+        @pytest.mark.promptpert(variants=["trailing_space", "lowercase"])
         def test_capital(llm):
             assert llm("Q: What is the capital of France?\\nA:")
         """
     )
     cold = local_project.runpytest_subprocess("-v")
-    # Measured: '?' after the "A:" cue derails the model; lower case does not.
+    # Measured: a space after the "A:" cue derails the model (it answers with digits); lower
+    # case does not. Both first answer tokens win by margins of 0.88 and more (wide: not a
+    # near-tie; scripts/cross_build.py margins --every-variant).
     cold.assert_outcomes(passed=2, failed=1)
-    cold.stdout.fnmatch_lines(["*test_capital[[]question_mark[]] FAILED*"])
+    cold.stdout.fnmatch_lines(["*test_capital[[]trailing_space[]] FAILED*"])
     first = _session(local_project)
     assert first["modules"] == ["litellm"]  # llama_cpp runs in the server, not in pytest
     assert len(first["servers"]) == 1
@@ -133,7 +135,7 @@ def test_cold_run_then_cached_rerun_needs_no_model(local_project: pytest.Pyteste
 
     warm = local_project.runpytest_subprocess("-v", "--promptpert-cache=replay")
     warm.assert_outcomes(passed=2, failed=1)  # the same verdicts, from the cache alone
-    warm.stdout.fnmatch_lines(["*test_capital[[]question_mark[]] FAILED*"])
+    warm.stdout.fnmatch_lines(["*test_capital[[]trailing_space[]] FAILED*"])
     second = _session(local_project)
     assert second == {"modules": [], "servers": []}
 
@@ -296,3 +298,40 @@ def test_bad_local_model_names(tmp_path: Path) -> None:
         model_path("local/fake.gguf", tmp_path)
     with pytest.raises(LocalModelError, match="is not a GGUF file"):
         model_path(f"local/{tmp_path / 'fake.gguf'}")
+
+
+FEW_SHOT = (
+    "Review: I loved this film.\\nSentiment: positive\\n\\n"
+    "Review: The food was cold and bland.\\nSentiment: negative\\n\\n"
+    "Review: The staff were friendly and helpful.\\nSentiment:"
+)
+
+
+def test_a_verdict_resting_on_a_near_tie_says_so(local_project: pytest.Pytester) -> None:
+    # Measured on the portable build: after 'Sentiment: ' the changed label's first token wins
+    # by a log-probability margin of 0.37 (a near-tie); 'create...?' diverges with margins
+    # of 0.73 and 0.76 (wide).
+    local_project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.promptpert(variants=["trailing_space"], metric="exact")
+        def test_label(llm):
+            llm("{FEW_SHOT}", stop=["\\\\n"])
+
+        @pytest.mark.promptpert(variants=["question_mark"])
+        def test_sign(llm):
+            llm("Create a sign with a message on it that describes your situation.")
+        """
+    )
+    result = local_project.runpytest("-v", "-p", "no:cacheprovider", "--promptpert-report=r.json")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(
+        ["*near-tie: the first answer token won by a small log-probability margin*"]
+    )
+    records = json.loads((local_project.path / "r.json").read_text(encoding="utf-8"))["results"]
+    by_variant = {r["variant"]: r for r in records if r["variant"] != "original"}
+    assert by_variant["trailing_space"]["near_tie"] is True
+    assert by_variant["question_mark"]["near_tie"] is False
+    assert min(by_variant["question_mark"]["first_token_margins"]) >= 0.5
+    assert result.stdout.str().count("near-tie:") == 1
