@@ -2,8 +2,8 @@
 
 Run from the repository root, with the project installed (no network, no real model)::
 
-    .venv/bin/python scripts/bench_fanout.py
-    .venv/bin/python scripts/bench_fanout.py --latency 0.4 --repeat 3 --acalls 16
+    .venv/bin/python benchmarks/bench_fanout.py
+    .venv/bin/python benchmarks/bench_fanout.py --latency 0.4 --repeat 3 --acalls 16
 
 Starts the fake OpenAI-compatible provider of the test suite on loopback, writes a temporary
 project of PROMPTS prompts x 6 prompt-changing variants and times ``python -m pytest`` on it:

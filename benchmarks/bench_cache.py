@@ -2,8 +2,8 @@
 
 Run from the repository root (no model, no network; a few minutes at most)::
 
-    .venv/bin/python scripts/bench_cache.py
-    .venv/bin/python scripts/bench_cache.py --entries 100000 --samples 5000
+    .venv/bin/python benchmarks/bench_cache.py
+    .venv/bin/python benchmarks/bench_cache.py --entries 100000 --samples 5000
 
 Fills a ``ResponseCache`` in a temporary directory with synthetic requests and completions
 (one ``set`` each, as calls would), and at 1k, 10k and 100k entries times lookups (hits and
