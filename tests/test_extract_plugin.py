@@ -233,8 +233,8 @@ def test_judge_defaults_to_the_runs_model_and_a_reply_without_verdict_is_an_erro
     project, provider
 ):
     pytester = project("reword")
-    pytester.makepyfile(JUDGE_TEST)
-    result = pytester.runpytest()
+    pytester.makepyfile(JUDGE_TEST.replace(', metric="judge"', ""))
+    result = pytester.runpytest("--promptpert-metric=judge")
     # "reword" answers the judge's question like any other ("I do not know."): no verdict, so
     # an error naming the model, never a silent score.
     _each(
@@ -258,9 +258,9 @@ def test_sign(llm):
 
 
 def test_embedding_metric_through_the_embeddings_endpoint(project, provider):
-    pytester = project("period", embedding_model="openai/embed")
+    pytester = project("period")
     pytester.makepyfile(EMBED_TEST)
-    result = pytester.runpytest("-v")
+    result = pytester.runpytest("-v", "--promptpert-embedding-model=openai/embed")
     _each(
         result,
         [
@@ -273,7 +273,8 @@ def test_embedding_metric_through_the_embeddings_endpoint(project, provider):
     # Each distinct output embedded once; the identical uppercase output needs no embedding.
     assert len(embedded) == 2
     provider.reset()
-    pytester.runpytest().assert_outcomes(passed=2, failed=1)
+    rerun = pytester.runpytest("--promptpert-embedding-model=openai/embed")
+    rerun.assert_outcomes(passed=2, failed=1)
     assert provider.calls == 0
 
 
