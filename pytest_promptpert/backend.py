@@ -125,6 +125,29 @@ def _first_token_margin(choice: Any) -> float | None:
     return values[0] - values[1] if len(values) > 1 else None
 
 
+def _tool_calls(message: Any) -> tuple[dict[str, Any], ...] | None:
+    """The tool calls of a litellm message as plain ``{"name", "arguments"}`` dicts."""
+    calls = getattr(message, "tool_calls", None)
+    if not calls:
+        return None
+    out = []
+    for call in calls:
+        function = getattr(call, "function", None)
+        out.append(
+            {
+                "name": str(getattr(function, "name", "") or ""),
+                "arguments": getattr(function, "arguments", "") or "",
+            }
+        )
+    return tuple(out)
+
+
+def _embedding(response: Any) -> tuple[float, ...]:
+    item = response.data[0]
+    vector = item["embedding"] if isinstance(item, Mapping) else item.embedding
+    return tuple(float(x) for x in vector)
+
+
 def estimate(request: Request) -> tuple[int, float]:
     """(tokens, USD) a call would cost at most: ~4 characters a token plus max_tokens.
 
@@ -167,6 +190,7 @@ class LiteLLMBackend:
         self.backoff = backoff
         self._sleep = sleep
         self._local: Any = None
+        self._embeddings: Any = None
         self._local_lock = threading.Lock()
         #: the model used because none was configured: an error about it says so
         self.default_model: str | None = None
@@ -191,6 +215,8 @@ class LiteLLMBackend:
         return request.model, None, "chat", {}
 
     def call(self, request: Request) -> Completion:
+        if request.kind == "embedding" and request.model.startswith("local/"):
+            return self._embed_locally(request)
         litellm = import_litellm()
         model, api_base, endpoint, route_params = self._route(request)
         params = {**route_params, **request.params}
@@ -205,8 +231,15 @@ class LiteLLMBackend:
         attempt = 0
         while True:
             started = time.perf_counter()
+            tool_calls: tuple[dict[str, Any], ...] | None = None
+            embedding: tuple[float, ...] | None = None
+            margin: float | None = None
             try:
-                if endpoint == "text":
+                if request.kind == "embedding":
+                    response = litellm.embedding(model=model, input=[request.prompt], **params)
+                    embedding = _embedding(response)
+                    output = ""
+                elif endpoint == "text":
                     response = litellm.text_completion(
                         model=model, prompt=self._as_text(request), **params
                     )
@@ -214,8 +247,9 @@ class LiteLLMBackend:
                     margin = _first_token_margin(response.choices[0])
                 else:
                     response = litellm.completion(model=model, messages=request.messages, **params)
-                    output = response.choices[0].message.content or ""
-                    margin = None
+                    message = response.choices[0].message
+                    output = message.content or ""
+                    tool_calls = _tool_calls(message)
             except Exception as exc:
                 if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
                     raise
@@ -255,7 +289,25 @@ class LiteLLMBackend:
                 latency=latency,
                 cost=_cost(litellm, response),
                 margin=margin,
+                tool_calls=tool_calls,
+                embedding=embedding,
             )
+
+    def _embed_locally(self, request: Request) -> Completion:
+        """A bundled embedding model, run in this process (no server, no litellm)."""
+        from .local_embed import LocalEmbeddings
+
+        with self._local_lock:
+            if self._embeddings is None:
+                self._embeddings = LocalEmbeddings()
+        started = time.perf_counter()
+        vector = self._embeddings.embed(request.model, request.prompt)
+        return Completion(
+            output="",
+            model=request.model,
+            latency=time.perf_counter() - started,
+            embedding=vector,
+        )
 
     @staticmethod
     def _as_text(request: Request) -> str:

@@ -125,11 +125,22 @@ def _detail(result: Result) -> dict[str, Any]:
         "outcome": result.get("outcome"),
         "noise_floor": result.get("noise_floor"),
         "sample_scores": result.get("sample_scores", []),
-        "message": result.get("message", ""),
+        "message": result.get("message", "") or _judged(result),
         "compared": "original_prompt" in result,
         "prompts": prompts,
         "outputs": outputs,
     }
+
+
+def _judged(result: Result) -> str:
+    """What was compared besides the outputs: extracted values, differences, judge reasons."""
+    lines = []
+    if result.get("extract") is not None:
+        lines.append(
+            f"extract {result['extract']!r}: {result.get('original_extracted')!r}"
+            f" vs {result.get('variant_extracted')!r}"
+        )
+    return "\n".join(lines + [str(note) for note in result.get("notes", [])])
 
 
 def _json_for_script(data: object) -> str:

@@ -5,9 +5,61 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from .request import Completion, Request
+
 Metric = Callable[[str, str], float]
+
+
+@dataclass(frozen=True)
+class Rating:
+    """A similarity with the reason for it, for metrics that can say why (the judge)."""
+
+    score: float
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MetricContext:
+    """What a model-backed metric may use for one call: the prompt and the run's client.
+
+    ``request(prompt, **params)`` builds a request with the run's defaults (``api_base``
+    included); ``fetch(request)`` answers it through the run's cache, counted in the run's and
+    the item's statistics.
+    """
+
+    prompt: str
+    model: str
+    judge_model: str | None
+    embedding_model: str | None
+    api_base: str | None
+    request: Callable[..., Request]
+    fetch: Callable[[Request], Completion]
+
+
+class ModelMetric:
+    """A metric that asks a model (``judge``, ``embedding``): bound to a call before use.
+
+    Subclasses implement :meth:`bind`, which returns an ordinary ``(original, variant)`` metric
+    (returning a float or a :class:`Rating`), and may implement :meth:`check` to reject
+    settings they cannot work with at collection time. Register one like any metric, through
+    ``pytest_promptpert_add_metrics``.
+    """
+
+    def bind(self, context: MetricContext) -> Callable[[str, str], float | Rating]:
+        raise NotImplementedError
+
+    def check(self, settings: Any) -> str | None:
+        """Why this metric cannot run with *settings* (a ``Settings``), or None."""
+        return None
+
+    def __call__(self, original: str, variant: str) -> float:
+        raise TypeError(
+            f"{type(self).__name__} asks a model: bind it to a MetricContext first"
+            " (metric.bind(context)(original, variant))"
+        )
 
 
 def _normalise(text: str) -> str:
@@ -32,6 +84,8 @@ def builtin_metrics() -> dict[str, Metric]:
     from rapidfuzz import fuzz
     from rapidfuzz.distance import JaroWinkler, Levenshtein
 
+    from .semantic import EmbeddingMetric, JudgeMetric
+
     def jaro_winkler(original: str, variant: str) -> float:
         if not original and not variant:
             return 1.0
@@ -48,6 +102,8 @@ def builtin_metrics() -> dict[str, Metric]:
         "jaro_winkler": jaro_winkler,
         "levenshtein": levenshtein,
         "exact": exact,
+        "embedding": EmbeddingMetric(),
+        "judge": JudgeMetric(),
     }
 
 
@@ -92,11 +148,21 @@ def metric_name(metric: str | Metric) -> str:
 
 def score(metric: Metric, original: str, variant: str, *, name: str = "metric") -> float:
     """Call *metric* and check that it kept its promise of a float in [0, 1]."""
+    return rate(metric, original, variant, name=name).score
+
+
+def rate(
+    metric: Callable[[str, str], Any], original: str, variant: str, *, name: str = "metric"
+) -> Rating:
+    """Call *metric*; a float or a :class:`Rating`, checked to be in [0, 1]."""
     value: Any = metric(original, variant)
+    reason = ""
+    if isinstance(value, Rating):
+        value, reason = value.score, value.reason
     # numbers.Real, not float: custom metrics often return numpy.float32 (embedding cosines).
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
         raise ValueError(f"metric {name!r} returned {value!r}, not a number in [0, 1]")
     number = float(value)
     if not 0.0 <= number <= 1.0:
         raise ValueError(f"metric {name!r} returned {value!r}, outside [0, 1]")
-    return number
+    return Rating(number, reason)

@@ -13,7 +13,9 @@ from . import hookspecs
 from .backend import ProviderError
 from .baseline import load_baseline
 from .client import CachedLLM, CacheMissError, Planned
+from .compare import NothingToCompare
 from .config_files import hidden_tables, hidden_tables_message, read_pyproject, table_line
+from .extract import ExtractCallableError
 from .metrics import MetricCatalog, builtin_metrics
 from .outputs import RunResults
 from .report import header_line
@@ -357,7 +359,9 @@ def pytest_runtest_makereport(
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     error = call.excinfo.value if call.excinfo is not None else None
-    if isinstance(error, (ProviderError, CacheMissError, PromptError)):
+    if isinstance(
+        error, (ProviderError, CacheMissError, PromptError, NothingToCompare, ExtractCallableError)
+    ):
         # Our own errors say all there is to say; the traceback through the client does not.
         report.longrepr = f"{type(error).__name__}: {error}"
         # Not a change of behaviour: kept out of the robustness score's passes and excuses.

@@ -388,6 +388,7 @@ def _worst_pair_lines(results: Sequence[Result]) -> list[str]:
         f" < {float(worst['threshold']):.3f}",
         f"  original output: {trim(str(worst.get('original_output', '')), 120)!r}",
         f"  variant output:  {trim(str(worst.get('variant_output', '')), 120)!r}",
+        *(f"  - {trim(str(note), 120)}" for note in worst.get("notes", [])[:3]),
     ]
 
 

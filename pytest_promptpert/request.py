@@ -123,15 +123,20 @@ class Request:
     messages: list[Message]
     params: Mapping[str, Any] = field(default_factory=dict)
     sample: int = 0
+    #: "chat" (a completion) or "embedding" (the embedding of the last user message's text)
+    kind: str = "chat"
 
     def public(self) -> dict[str, Any]:
         params = {k: v for k, v in public_params(self.params).items() if k not in TRANSPORT_PARAMS}
-        return {
+        public = {
             "model": self.model,
             "messages": self.messages,
             "params": params,
             "sample": self.sample,
         }
+        if self.kind != "chat":  # chat requests keep the keys they had before kinds existed
+            public["kind"] = self.kind
+        return public
 
     def key(self) -> str:
         payload = {"v": KEY_VERSION, **self.public()}
@@ -158,6 +163,10 @@ class Completion:
     #: log-probability of the best first token minus the second best's, when asked for
     margin: float | None = None
     cached: bool = field(default=False, compare=False)
+    #: the tool calls the model made, each ``{"name": ..., "arguments": "<JSON text>"}``
+    tool_calls: tuple[dict[str, Any], ...] | None = field(default=None, hash=False)
+    #: an embedding request's vector
+    embedding: tuple[float, ...] | None = field(default=None, hash=False)
 
     @property
     def tokens(self) -> int:
@@ -166,6 +175,9 @@ class Completion:
     def to_json(self, request: Request) -> str:
         data = asdict(self)
         data.pop("cached")
+        for optional in ("tool_calls", "embedding"):
+            if data[optional] is None:
+                data.pop(optional)
         data["request"] = request.public()
         return _canonical(data)
 
@@ -183,4 +195,23 @@ class Completion:
             created=float(data.get("created", 0.0)),
             margin=None if data.get("margin") is None else float(data["margin"]),
             cached=True,
+            # Entries written before these fields existed have neither.
+            tool_calls=_tool_calls(data.get("tool_calls")),
+            embedding=_vector(data.get("embedding")),
         )
+
+
+def _tool_calls(value: Any) -> tuple[dict[str, Any], ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(
+        {"name": str(c.get("name", "")), "arguments": c.get("arguments", "")}
+        for c in value
+        if isinstance(c, dict)
+    )
+
+
+def _vector(value: Any) -> tuple[float, ...] | None:
+    if not isinstance(value, list):
+        return None
+    return tuple(float(x) for x in value)

@@ -6,19 +6,21 @@ Nothing here imports pytest: the plugin turns :class:`Verdict` into pass, fail o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import re
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .baseline import check
 from .client import CachedLLM
-from .compare import Comparison, compare, failure_message, trim
-from .metrics import MetricCatalog, metric_name
+from .compare import Comparison, NothingToCompare, check_extractable, compare, failure_message, trim
+from .extract import Extractor, ExtractSpecError, parse_extract
+from .metrics import Metric, MetricCatalog, MetricContext, ModelMetric, metric_name
 from .request import (
     Completion,
     Message,
@@ -105,6 +107,14 @@ class PromptpertSession:
         except ValueError as exc:
             key = "variants" if "variant" in str(exc) else "metric"
             raise SettingsError(f"{settings.where(key)}: {exc}") from None
+        metric = self.metrics.get(settings.metric)
+        problem = metric.check(settings) if isinstance(metric, ModelMetric) else None
+        if problem:
+            raise SettingsError(f"{settings.where('metric')}: {problem}")
+        try:
+            parse_extract(settings.extract)
+        except ExtractSpecError as exc:
+            raise SettingsError(f"{settings.where('extract')}: extract {exc}") from None
         return dataclasses.replace(settings, variants=variants)
 
     def first_prefetch(self, key: str) -> bool:
@@ -207,6 +217,8 @@ class ItemRun:
             requests = self._samples(request)
             done = client.fetch_many(requests)
             self._count(requests, done)
+            with self._naming_test():
+                check_extractable(self._extractor(), done[0].output)
             return done[0].output
         original, variant = self._pair(request)
         if variant.messages == original.messages:
@@ -219,16 +231,19 @@ class ItemRun:
         done = client.fetch_many(requests)
         originals, variants = done[:n], done[n:]
         settings = self.plan.settings
-        comparison = compare(
-            self.session.metrics.get(settings.metric),
-            metric_name(settings.metric),
-            settings.threshold,
-            original.prompt,
-            variant.prompt,
-            [c.output for c in originals],
-            [c.output for c in variants],
-        )
         self._count(requests, done)
+        with self._naming_test():
+            comparison = compare(
+                self._metric(original),
+                metric_name(settings.metric),
+                settings.threshold,
+                original.prompt,
+                variant.prompt,
+                originals,
+                variants,
+                extract=self._extractor(),
+                json_output=bool(original.params.get("response_format")),
+            )
         if not comparison.passed and original.model.startswith("local/"):
             comparison = dataclasses.replace(
                 comparison, margins=self._first_token_margins(original, variant)
@@ -251,6 +266,39 @@ class ItemRun:
         done = self.session.client.fetch_many(probes)
         self._count(probes, done)
         return done[0].margin, done[1].margin
+
+    def _extractor(self) -> Extractor | None:
+        return parse_extract(self.plan.settings.extract)  # checked at collection
+
+    def _metric(self, original: Request) -> Metric:
+        """The item's metric; one that asks a model is bound to this call and the run's client."""
+        settings = self.plan.settings
+        metric = self.session.metrics.get(settings.metric)
+        if not isinstance(metric, ModelMetric):
+            return metric
+        client = self.session.client
+        context = MetricContext(
+            prompt=original.prompt,
+            model=client.model,
+            judge_model=settings.judge_model,
+            embedding_model=settings.embedding_model,
+            api_base=settings.api_base,
+            request=client.request,
+            fetch=self._fetch_counted,
+        )
+        return metric.bind(context)  # type: ignore[return-value]
+
+    def _fetch_counted(self, request: Request) -> Completion:
+        done = self.session.client.fetch(request)
+        self._count([request], [done])
+        return done
+
+    @contextlib.contextmanager
+    def _naming_test(self) -> Iterator[None]:
+        try:
+            yield
+        except NothingToCompare as exc:
+            raise NothingToCompare(f"{self.plan.test}: {exc}") from None
 
     def _count(self, requests: list[Request], done: list[Completion]) -> None:
         """Add the calls made for this item (each call counts in one item only) and hits."""
@@ -313,6 +361,16 @@ class ItemRun:
                     first_token_margins=[None if m is None else round(m, 4) for m in c.margins],
                     near_tie=c.near_tie,
                 )
+            if c.extract is not None:
+                record.update(
+                    extract=c.extract,
+                    original_extracted=c.original_extracted,
+                    variant_extracted=c.variant_extracted,
+                )
+            if c.compared != "text":
+                record["compared"] = c.compared
+            if c.notes:
+                record["notes"] = list(c.notes)
         return record
 
     def verdict(self) -> Verdict:

@@ -6,7 +6,21 @@ The model name picks the behaviour:
 - ``period``: answers very differently when the prompt ends with a period;
 - ``case``: answers very differently when the prompt's first letter is lower-case;
 - ``echo``: answers with the prompt itself;
-- ``noisy``: a different answer for every call, all alike in content (a sampled model).
+- ``noisy``: a different answer for every call, all alike in content (a sampled model);
+- ``label``: "Label: positive" and an explanation whose wording depends on the final period;
+  "Label: negative" when the first letter is lower-case; no label at all when upper-case;
+- ``reword``: the same answer in other words when the prompt ends with a period ("Paris." /
+  "The capital of France is Paris."), "I do not know." when the first letter is lower-case;
+- ``tools``: with ``tools`` in the request, a tool call (the first tool; its arguments' key
+  order and wording change with the final period; the second tool when the first letter is
+  lower-case; ``priority`` "low" when upper-case); with ``response_format``, JSON content that
+  changes the same way (and is not JSON when upper-case); else text;
+- ``judge``: reads the judge question (``<answer_a>``, ``<answer_b>``) and answers JSON
+  ``{"same": ..., "reason": ...}``: the same when one answer's words are a subset of the other's.
+
+``POST /v1/embeddings`` answers any model with a bag-of-words vector (hashed words, 32
+dimensions): texts with the same words get the same vector, texts with no word in common are
+orthogonal.
 
 Faults are scripted per test: ``server.faults`` is a list consumed one per request, each an
 HTTP status (answered with ``Retry-After`` when ``server.retry_after`` is set) or ``"drop"``
@@ -20,6 +34,7 @@ import json
 import re
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -52,7 +67,86 @@ def answer(model: str, prompt: str) -> str:
         return prompt
     if name == "noisy":
         return f"Sampled answer {next(_counter) % 3} about {folded}"
+    if name == "label":
+        if prompt.upper() == prompt:
+            return "I cannot classify this text."
+        if _first_letter(prompt).islower():
+            return "Label: negative\nThe review complains about the battery."
+        if prompt.rstrip().endswith("."):
+            return "Label: positive\nThe review praises the battery life."
+        return "Label: positive\nOverall the reviewer is happy, mostly with how long it lasts."
+    if name == "reword":
+        if _first_letter(prompt).islower():
+            return "I do not know."
+        if prompt.rstrip().endswith("."):
+            return "Paris."
+        return "The capital of France is Paris."
+    if name == "judge":
+        return _judge(prompt)
+    if name == "tools":
+        return f"A plain answer about {folded}."
     return f"unknown fake model {name}"
+
+
+def _first_letter(prompt: str) -> str:
+    return next((c for c in prompt if c.isalpha()), "")
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.casefold()))
+
+
+def _judge(question: str) -> str:
+    a = re.search(r"<answer_a>\n(.*?)\n</answer_a>", question, re.DOTALL)
+    b = re.search(r"<answer_b>\n(.*?)\n</answer_b>", question, re.DOTALL)
+    if a is None or b is None:
+        return "I see no answers to compare."
+    words_a, words_b = _words(a.group(1)), _words(b.group(1))
+    same = bool(words_a and words_b) and (words_a <= words_b or words_b <= words_a)
+    shared = sorted(words_a & words_b)
+    reason = f"both say {' '.join(shared)}" if same else f"they share only {shared}"
+    return json.dumps({"same": same, "reason": reason})
+
+
+def structured_message(model: str, prompt: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``tools`` model's answer to a request with tools or a response format, else None."""
+    if model.rsplit("/", 1)[-1] != "tools":
+        return None
+    period = prompt.rstrip().endswith(".")
+    upper = prompt.upper() == prompt
+    args: dict[str, Any] = {
+        "order_id": "A17",
+        "priority": "low" if upper else "high",
+        "note": "customer wants a refund",
+    }
+    if period:  # the same arguments, in another order and other words
+        args = {"note": "the customer wants a refund", "priority": "high", "order_id": "A17"}
+    tools = body.get("tools") or []
+    if tools:
+        pick = 1 if _first_letter(prompt).islower() and len(tools) > 1 else 0
+        name = tools[pick].get("function", {}).get("name", "tool")
+        call = {
+            "id": f"call_{next(_counter)}",
+            "type": "function",
+            "function": {"name": name, "arguments": json.dumps(args)},
+        }
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+    if body.get("response_format"):
+        if upper:
+            return {"role": "assistant", "content": "SORRY, NO JSON TODAY."}
+        if _first_letter(prompt).islower():
+            args["priority"] = "low"
+        content = json.dumps(args)
+        return {"role": "assistant", "content": f"```json\n{content}\n```" if period else content}
+    return None
+
+
+def embed(text: str, dimensions: int = 32) -> list[float]:
+    """A bag-of-words vector: each word adds 1 at its hashed position."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.casefold()):
+        vector[zlib.crc32(word.encode()) % dimensions] += 1.0
+    return vector
 
 
 class FakeProvider(ThreadingHTTPServer):
@@ -145,13 +239,19 @@ class _Handler(BaseHTTPRequestHandler):
                     self._send(401, {"error": {"message": "Incorrect API key", "type": "auth"}})
                     return
             model = str(body.get("model", ""))
+            if self.path.endswith("/embeddings"):
+                self._embeddings(model, body, generation)
+                return
             if self.path.endswith("/chat/completions"):
                 prompt = _last_user(body.get("messages", []))
                 text = answer(model, prompt)
+                message = structured_message(model, prompt, body)
                 choice: dict[str, Any] = {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "message": message or {"role": "assistant", "content": text},
+                    "finish_reason": "tool_calls"
+                    if message and "tool_calls" in message
+                    else "stop",
                 }
                 obj = "chat.completion"
             else:
@@ -180,6 +280,28 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with server.lock:
                 server.in_flight -= 1
+
+    def _embeddings(self, model: str, body: dict[str, Any], generation: int) -> None:
+        server = self.server
+        inputs = body.get("input", [])
+        texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
+        with server.lock:
+            if server.generation == generation:
+                for text in texts:
+                    server.requests.append({"model": model, "prompt": text, "body": body})
+        tokens = sum(len(t.split()) for t in texts)
+        data = [
+            {"object": "embedding", "index": i, "embedding": embed(t)} for i, t in enumerate(texts)
+        ]
+        self._send(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
 
 def start() -> FakeProvider:

@@ -15,7 +15,7 @@ from pytest_promptpert.metrics import (
     score,
 )
 
-CONTRACT_METRICS = (
+STRING_METRICS = (
     "ratio",
     "token_set_ratio",
     "token_sort_ratio",
@@ -24,6 +24,9 @@ CONTRACT_METRICS = (
     "levenshtein",
     "exact",
 )
+#: the second wave's: they ask a model, so they are bound to a client before use
+MODEL_METRICS = ("embedding", "judge")
+CONTRACT_METRICS = STRING_METRICS + MODEL_METRICS
 BUILTIN = builtin_metrics()
 
 try:  # numpy is not a dependency, but custom metrics built on embeddings return its scalars
@@ -51,7 +54,7 @@ def test_builtin_metrics_are_exactly_the_contract_catalog() -> None:
     assert set(BUILTIN) == set(CONTRACT_METRICS)
 
 
-@pytest.mark.parametrize("name", CONTRACT_METRICS)
+@pytest.mark.parametrize("name", STRING_METRICS)
 @pytest.mark.parametrize(("original", "variant"), PAIRS)
 def test_every_metric_is_a_float_in_the_unit_interval(
     name: str, original: str, variant: str
@@ -62,14 +65,14 @@ def test_every_metric_is_a_float_in_the_unit_interval(
     assert score(BUILTIN[name], original, variant, name=name) == value
 
 
-@pytest.mark.parametrize("name", CONTRACT_METRICS)
+@pytest.mark.parametrize("name", STRING_METRICS)
 @pytest.mark.parametrize("text", ["", "x", "Create a sign.", "  spaced  out\n", "日本語のテキスト"])
 def test_identical_texts_score_one(name: str, text: str) -> None:
     # Includes two empty outputs: rapidfuzz's token_set_ratio("", "") is 0.
     assert BUILTIN[name](text, text) == 1.0
 
 
-@pytest.mark.parametrize("name", CONTRACT_METRICS)
+@pytest.mark.parametrize("name", STRING_METRICS)
 def test_unrelated_texts_score_low(name: str) -> None:
     assert BUILTIN[name]("The capital of France is Paris.", "<start_of_image>" * 3) < 0.5
     assert BUILTIN[name]("anything at all", "") == 0.0
