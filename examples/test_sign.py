@@ -20,3 +20,17 @@ SIGN = "Create a sign with a message on it that describes your situation."
 def test_sign_prompt(llm):
     sign = llm(SIGN)
     assert sign.strip()
+
+
+SEED = "create a sign with a message on it that describes your situation"
+
+
+@pytest.mark.promptpert(variants=["add_period", "upper_first+add_period"])
+@pytest.mark.known_divergence(
+    "add_period",
+    "upper_first+add_period",
+    reason="the seed prompt itself collapses into <start_of_image> tokens (the run's summary"
+    " flags it as a COLLAPSED original); any well-formed spelling gets a real answer",
+)
+def test_seed_prompt_collapses(llm):
+    llm(SEED)

@@ -20,6 +20,7 @@ from .extract import Extractor, canonical_json, parse_json_output
 from .metrics import Rating, rate
 from .request import Completion
 from .structured import StructuredResult, structured_similarity, tool_calls_similarity
+from .variants import CONTROL
 
 #: at most this many difference lines per comparison
 MAX_NOTES = 12
@@ -225,9 +226,15 @@ def failure_message(variant: str, comparison: Comparison) -> str:
     compared = {"tools": " of the tool calls", "json": " of the JSON values"}.get(c.compared, "")
     if c.extract is not None:
         compared = f" of what extract {c.extract!r} found"
+    if variant == CONTROL:
+        headline = (
+            "control: the unchanged prompt asked again gave another answer (the provider is"
+            " not deterministic; variant failures of this test may be provider noise):"
+        )
+    else:
+        headline = f"variant {variant!r} changed the model's behaviour:"
     lines = [
-        f"variant {variant!r} changed the model's behaviour:"
-        f" {c.metric} similarity{compared} {c.score:.3f} < threshold {c.threshold:.3f}",
+        f"{headline} {c.metric} similarity{compared} {c.score:.3f} < threshold {c.threshold:.3f}",
     ]
     if c.noise_floor < 1.0:
         lines.append(

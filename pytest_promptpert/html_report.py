@@ -19,6 +19,7 @@ from html import escape
 from itertools import pairwise
 from typing import Any
 
+from .findings import interval_text
 from .report import FAILED_OUTCOMES, format_cost, format_score
 from .variants import BUILTIN_VARIANTS, ORIGINAL
 
@@ -162,6 +163,7 @@ def _cell(result: Result, index: int) -> str:
         style, label = "", {"skipped": "skip", "error": "error"}.get(outcome, "-")
         classes.append("no-score")
     title = f"{result['variant']}: {format_score(score)} ({outcome})"
+    label, title = _finding_marks(result, classes, label, title)
     return (
         f'<td class="{" ".join(classes)}" tabindex="0" data-index="{index}"'
         f' data-test="{escape(str(result["test"]))}"'
@@ -172,12 +174,30 @@ def _cell(result: Result, index: int) -> str:
     )
 
 
+def _finding_marks(result: Result, classes: list[str], label: str, title: str) -> tuple[str, str]:
+    """A collapsed output (⚠) or a failure within provider noise (≈) marked on the cell."""
+    reasons = result.get("collapse_reasons") or {}
+    if reasons:
+        classes.append("collapsed")
+        label += " ⚠"
+        title += "".join(f"\ncollapsed {side} output: {why}" for side, why in reasons.items())
+    if result.get("noise"):
+        classes.append("noise")
+        label += " ≈"
+        title += "\nwithin provider noise: this test's control failed"
+    if result.get("ignores_input"):
+        title += "\nthe same output for every variant and another test: input ignored?"
+    return label, title
+
+
 def _original_cell(result: Result | None) -> str:
     if result is None:
         return '<td class="orig">-</td>'
     outcome = str(result.get("outcome"))
     mark = "✓" if outcome in ("passed", "xpassed") else "✗" if outcome != "skipped" else "-"
-    return f'<td class="orig o-{escape(outcome)}" title="original: {escape(outcome)}">{mark}</td>'
+    classes = ["orig", f"o-{escape(outcome)}"]
+    mark, title = _finding_marks(result, classes, mark, f"original: {outcome}")
+    return f'<td class="{" ".join(classes)}" title="{escape(title)}">{escape(mark)}</td>'
 
 
 def _heatmap(results: Sequence[Result]) -> tuple[str, list[dict[str, Any]]]:
@@ -217,7 +237,7 @@ def _sensitivity_svg(variants: Mapping[str, Mapping[str, Any]]) -> str:
     ranked = sorted(variants.items(), key=lambda kv: (-kv[1]["share"], kv[0]))
     label_w = 12 + 7 * max(len(name) for name in variants)
     bar_w, row_h = 360, 24
-    width, height = label_w + bar_w + 130, row_h * len(ranked) + 8
+    width, height = label_w + bar_w + 330, row_h * len(ranked) + 8
     parts = []
     for i, (name, s) in enumerate(ranked):
         y = 4 + i * row_h
@@ -229,12 +249,18 @@ def _sensitivity_svg(variants: Mapping[str, Mapping[str, Any]]) -> str:
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="16"'
             ' class="share"/>'
             f'<text x="{label_w + bar_w + 8}" y="{y + 16}">{s["failed"]} of {s["tests"]}'
-            f" ({float(s['share']):.0%})</text></g>"
+            f" ({float(s['share']):.0%}{_interval(s)})</text></g>"
         )
     return (
         f'<svg class="bars" viewBox="0 0 {width} {height}" width="{width}" height="{height}"'
         f' role="img" aria-label="share of tests each variant changed">{"".join(parts)}</svg>'
     )
+
+
+def _interval(stats: Mapping[str, Any]) -> str:
+    if "low" not in stats:
+        return ""
+    return f"; {escape(interval_text(stats))}"
 
 
 def _summary_cards(report: Mapping[str, Any]) -> str:
@@ -256,6 +282,39 @@ def _summary_cards(report: Mapping[str, Any]) -> str:
         f'<div class="value">{escape(str(value))}</div><div class="sub">{escape(sub)}</div></div>'
         for name, value, sub in cards
     )
+
+
+def _findings(report: Mapping[str, Any]) -> str:
+    """The run's findings above the heatmap: noise, collapsed outputs, inputs ignored, lint."""
+    s = report["summary"]
+    items = []
+    controls = s.get("controls") or {}
+    if controls.get("failed"):
+        items.append(
+            f"Provider noise: control failed in {controls['failed']} of {controls['tests']}"
+            f" tests; {controls.get('noise_failures', 0)} variant failures there (≈) are not"
+            " counted in the robustness score."
+        )
+    for c in s.get("collapsed") or []:
+        items.append(
+            f"Collapsed {'ORIGINAL' if c['variant'] == ORIGINAL else 'variant'} output ⚠:"
+            f" <code>{escape(str(c['test']))}</code> [{escape(str(c['variant']))}]:"
+            f" {escape(str(c['reason']))}"
+        )
+    for test in s.get("ignores_input") or []:
+        items.append(
+            f"Same output for every variant and another test (input ignored?):"
+            f" <code>{escape(str(test))}</code>"
+        )
+    for finding in s.get("lint") or []:
+        items.append(
+            f"Risky prompt: <code>{escape(str(finding.get('test')))}</code>:"
+            f" {escape(str(finding.get('message')))}"
+        )
+    if not items:
+        return ""
+    rows = "".join(f"<li>{item}</li>" for item in items)
+    return f'<section class="findings"><h2>Findings</h2><ul>{rows}</ul></section>'
 
 
 def _plural(count: int, noun: str) -> str:
@@ -290,6 +349,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         meta=escape(meta),
         version=escape(str(report.get("plugin_version", ""))),
         cards=_summary_cards(report),
+        findings=_findings(report),
         legend=_legend(float(report.get("threshold", 0.6))),
         heatmap=table,
         bars=_sensitivity_svg(report["summary"].get("variants", {})),
@@ -314,6 +374,7 @@ _PAGE = """<!doctype html>
 <p class="muted">{meta} · pytest-promptpert {version}</p>
 <div class="cards">{cards}</div>
 </header>
+{findings}
 <main>
 <section>
 <h2>Tests &times; variants</h2>
@@ -382,6 +443,11 @@ h3 { font-size: 12px; margin: 0 0 4px; text-transform: uppercase; letter-spacing
 .heatmap td.no-score { background: #eef0f3; color: var(--muted); }
 .heatmap td.o-error { background: #4b5563; color: #fff; }
 .heatmap td.orig { color: #15803d; font-weight: 700; }
+.heatmap td.collapsed { box-shadow: inset 0 0 0 3px #7c2d12; }
+.heatmap td.orig.collapsed { color: #7c2d12; background: #fed7aa; }
+.heatmap td.noise { background-image: repeating-linear-gradient(45deg, transparent 0 6px,
+  rgba(255,255,255,.45) 6px 9px); }
+.findings li { margin: 2px 0; } .findings code { font-size: 12px; }
 .heatmap td.orig.o-failed, .heatmap td.orig.o-error { color: #b91c1c; }
 .heatmap td.empty { background: transparent; }
 .legend { display: flex; align-items: center; gap: 8px; margin: 0 0 8px; font-size: 12px; }

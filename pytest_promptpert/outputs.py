@@ -14,6 +14,7 @@ from typing import Any
 
 from .baseline import changes, changes_lines, load_baseline, write_baseline
 from .client import Stats
+from .findings import annotate, finding_lines, lint_findings
 from .html_report import render_html
 from .report import (
     below_fail_under,
@@ -68,6 +69,7 @@ class RunResults:
     ) -> None:
         """The JSON and HTML reports, the step summary and the baseline, as configured."""
         settings = self.settings
+        self.results = annotate(self.results)
         if settings.report is not None or settings.html is not None:
             data = build_json(self.results, stats, settings)
             if settings.report is not None:
@@ -89,6 +91,7 @@ class RunResults:
         fail_under = self.settings.fail_under
         if fail_under is None:
             return None
+        self.results = annotate(self.results)
         score = robustness_score(self.results)
         if below_fail_under(score, fail_under):
             self.gate_line = fail_under_line(score, fail_under)
@@ -101,7 +104,17 @@ class RunResults:
         verbosity: int,
         baseline: Mapping[str, Any] | None,
         planned: list[tuple[Request, int, float]] | None,
+        lint_only: bool = False,
     ) -> list[str]:
+        self.results = annotate(self.results)
+        if lint_only:
+            found = lint_findings(self.results)
+            return [
+                *finding_lines(self.results),
+                f"promptpert lint: {len(found)} finding{'s' * (len(found) != 1)} in the"
+                f" prompts of {len({r['test'] for r in self.results})} tests; no model was called",
+                *self.written,
+            ]
         lines = terminal_summary(self.results, stats, verbosity)
         if baseline is not None and self.results:
             new, removed = changes(self.results, baseline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Callable, Generator, Mapping
@@ -136,6 +137,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         " tokens and cost, without calling the model (those items are skipped)",
     )
     group.addoption(
+        "--promptpert-lint",
+        action="store_true",
+        default=False,
+        help="only check marked tests' prompts for risky formatting (a trailing space after"
+        " 'Answer:', no final punctuation, ...): runs each original item with an llm that"
+        " records its prompts and calls no model; a test with findings fails",
+    )
+    group.addoption(
         "--promptpert-update-baseline",
         action="store_true",
         default=False,
@@ -164,6 +173,9 @@ def pytest_configure(config: pytest.Config) -> None:
         session.run_id = workerinput["promptpert_run"]
     if config.getoption("promptpert_plan"):
         session.client.planning = True
+    if config.getoption("promptpert_lint"):
+        session.lint_only = True
+        session.client.planning = True  # a call that gets past the lint is refused, not made
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
     config.pluginmanager.register(RunReport(config, session), "promptpert-report")
@@ -285,6 +297,22 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(PARAM, names, ids=names, indirect=True)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is None or not session.lint_only:
+        return
+    # The lint needs each marked test's prompts once: only the original items run.
+    keep = [item for item in items if _variant_param(item) == ORIGINAL]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
+
+
+def _variant_param(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(PARAM) if callspec is not None else None
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     by_definition = config.stash.get(TEST_SETTINGS, {})
@@ -337,8 +365,27 @@ def promptpert(request: pytest.FixtureRequest) -> ItemRun:
     return run
 
 
+#: what a test body may raise on the lint's placeholder answers
+_TEST_OUTCOMES: tuple[type[BaseException], ...] = (
+    Exception,
+    pytest.skip.Exception,
+    pytest.fail.Exception,
+    pytest.xfail.Exception,
+)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    if item.config.stash[SESSION].lint_only and PLAN in item.stash:
+        with contextlib.suppress(*_TEST_OUTCOMES):
+            yield  # the test sees placeholder answers: its own verdict means nothing here
+        linted = item.stash.get(ITEM_RUN, None)
+        if linted is None:  # the test never asked for llm
+            linted = item.stash[ITEM_RUN] = ItemRun(item.stash[PLAN], item.config.stash[SESSION])
+        outcome = linted.lint_verdict()
+        if outcome.outcome == "failed":
+            pytest.fail(outcome.message, pytrace=False)
+        pytest.skip(outcome.message)
     try:
         result = yield
     except Planned as planned:
@@ -451,9 +498,12 @@ class RunReport:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         client = self.session.client if self.session.has_client else None
-        planned = list(client.planned.values()) if client and client.planning else None
+        lint_only = self.session.lint_only
+        planned = (
+            list(client.planned.values()) if client and client.planning and not lint_only else None
+        )
         lines = self.run.summary_lines(
-            self._stats(), self.config.get_verbosity(), self.session.baseline, planned
+            self._stats(), self.config.get_verbosity(), self.session.baseline, planned, lint_only
         )
         if lines:
             terminalreporter.write_sep("-", "promptpert")

@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .compare import trim
+from .findings import MIN_TESTS, finding_lines, interval_text, summary_fields, wilson
 from .metrics import metric_name
 from .redact import redact_url
 from .settings import Settings
@@ -83,9 +84,17 @@ def _shown(value: object) -> str:
 #       "cache_hits": 30, "cache_misses": 10, "call_errors": 0,
 #       "prompt_tokens": 900, "completion_tokens": 334, "tokens": 1234,
 #       "cost": 0.0012,                   # USD, estimated from litellm's offline price data
-#       "variants": {                     # per-variant sensitivity, sorted by name
-#         "add_period": {"tests": 3, "failed": 1, "share": 0.333333}
-#       }
+#       "variants": {                     # per-variant sensitivity, sorted by name; noise left out
+#         "add_period": {"tests": 3, "failed": 1, "share": 0.333333,
+#                        "low": 0.061492, "high": 0.79234,   # Wilson 95 % interval of share
+#                        "insufficient_data": true}          # fewer than 5 tests
+#       },
+#       "noise": 1,                       # variant failures within provider noise (not counted)
+#       "controls": {"tests": 2, "failed": 1, "noise_failures": 1},
+#       "collapsed": [{"test": "...", "variant": "original", "reason": "..."}],
+#       "ignores_input": ["tests/test_x.py::test_y"],   # one output everywhere, shared
+#       "lint": [{"test": "...", "prompt": "...", "rule": "space_after_cue",
+#                 "message": "...", "effect": "..."}]   # once per (prompt, rule)
 #     },
 #     "results": [                        # one per item, sorted by nodeid
 #       {
@@ -101,12 +110,16 @@ def _shown(value: object) -> str:
 #         "noise_floor": 1.0, "sample_scores": [...],
 #         "original_prompt": "...", "variant_prompt": "...",     # trimmed to 2000 chars
 #         "original_output": "...", "variant_output": "..."      # first sample, trimmed
+#         # only when found: "collapsed": {"original": true, "variant": false},
+#         #   "collapse_reasons": {"original": "..."}, "noise": true, "ignores_input": true,
+#         #   "lint": [...]; the original item also has "prompt" and "output"
 #         # any further keys the plugin adds are passed through unchanged
 #       }
 #     ]
 #   }
 
 ORIGINAL = "original"
+CONTROL = "control"
 REPORT_VERSION = 1
 PASSED_OUTCOMES = frozenset({"passed", "xpassed"})
 FAILED_OUTCOMES = frozenset({"failed", "xfailed"})
@@ -122,11 +135,18 @@ def variant_results(results: Iterable[Result]) -> list[Result]:
     return [r for r in results if r.get("variant") != ORIGINAL]
 
 
+def _measures_robustness(result: Result) -> bool:
+    """Not the control (it measures the provider) and not a failure within provider noise."""
+    return result.get("variant") != CONTROL and not result.get("noise")
+
+
 def robustness_score(results: Iterable[Result]) -> float | None:
     """The share of variant items, not skipped, that passed (an error is not a pass); None if
-    there are none."""
+    there are none. Controls and failures within provider noise are left out."""
     decided = [
-        r for r in variant_results(results) if _decided(r) or r.get("outcome") in ERROR_OUTCOMES
+        r
+        for r in variant_results(results)
+        if (_decided(r) or r.get("outcome") in ERROR_OUTCOMES) and _measures_robustness(r)
     ]
     if not decided:
         return None
@@ -161,17 +181,27 @@ def _failed(result: Result) -> bool:
 
 
 def variant_sensitivity(results: Iterable[Result]) -> dict[str, dict[str, Any]]:
-    """Per variant: in how many tests it was compared, and in how many it failed."""
+    """Per variant: in how many tests it was compared, in how many it failed, the Wilson 95 %
+    interval of that share, and whether the tests are too few to say (fewer than MIN_TESTS).
+    Failures within provider noise are left out."""
     tally: dict[str, list[int]] = {}
     for result in variant_results(results):
-        if _decided(result):
+        if _decided(result) and not result.get("noise"):
             counts = tally.setdefault(result["variant"], [0, 0])
             counts[0] += 1
             counts[1] += _failed(result)
-    return {
-        name: {"tests": tests, "failed": failed, "share": round(failed / tests, 6)}
-        for name, (tests, failed) in sorted(tally.items())
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for name, (tests, failed) in sorted(tally.items()):
+        low, high = wilson(failed, tests)
+        out[name] = {
+            "tests": tests,
+            "failed": failed,
+            "share": round(failed / tests, 6),
+            "low": round(low, 6),
+            "high": round(high, 6),
+            "insufficient_data": tests < MIN_TESTS,
+        }
+    return out
 
 
 def summary(results: Sequence[Result], stats: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,6 +230,8 @@ def summary(results: Sequence[Result], stats: Mapping[str, Any]) -> dict[str, An
         "tokens": int(stats.get("tokens", 0)),
         "cost": float(stats.get("cost", 0.0)),
         "variants": variant_sensitivity(results),
+        "noise": sum(bool(r.get("noise")) for r in results),
+        **summary_fields(results),
     }
 
 
@@ -258,10 +290,15 @@ def format_score(score: float | None) -> str:
 def robustness_line(results: Sequence[Result]) -> str:
     s = summary(results, {})
     score = s["robustness"]
-    decided = s["passed"] + s["failed"] + s["errors"]
+    counted = [r for r in variant_results(results) if _measures_robustness(r)]
+    passed = sum(r.get("outcome") in PASSED_OUTCOMES for r in counted)
+    decided = sum(_decided(r) or r.get("outcome") in ERROR_OUTCOMES for r in counted)
     text = "n/a" if score is None else f"{score:.3f}"
-    line = f"robustness {text} ({s['passed']} of {decided} variant items passed"
+    line = f"robustness {text} ({passed} of {decided} variant items passed"
     extras = [f"{s['skipped']} skipped"] if s["skipped"] else []
+    extras += [f"{s['noise']} within provider noise, not counted"] if s["noise"] else []
+    controls = s["controls"]["tests"]
+    extras += [f"{controls} control{'s' * (controls != 1)} not counted"] if controls else []
     extras += [f"{s['errors']} error{'s' * (s['errors'] != 1)}"] if s["errors"] else []
     return line + "".join(f", {e}" for e in extras) + ")"
 
@@ -273,10 +310,15 @@ def terminal_summary(
     if not results:
         return [f"promptpert: {calls_line(stats)}"] if _any_calls(stats) else []
     if verbosity < 0:
-        return [f"promptpert: {robustness_line(results)}; {calls_line(stats)}"]
+        return [
+            *finding_lines(results),
+            f"promptpert: {robustness_line(results)}; {calls_line(stats)}",
+        ]
     table = _item_table(results) if verbosity >= 1 else _test_table(results)
-    lines = [*table, ""]
+    findings = finding_lines(results)
+    lines = [*findings, *([""] if findings else []), *table, ""]
     lines += _sensitivity_lines(results)
+    lines += _sensitive_test_lines(results)
     lines += _worst_pair_lines(results)
     lines += [robustness_line(results), calls_line(stats)]
     return lines
@@ -365,15 +407,33 @@ def _sensitivity_lines(results: Sequence[Result]) -> list[str]:
     sensitivity = variant_sensitivity(results)
     if not sensitivity:
         return []
-    ranked = sorted(sensitivity.items(), key=lambda kv: (-kv[1]["share"], kv[0]))
+    # By the interval's lower bound: one failure in one test does not outrank 8 in 10.
+    ranked = sorted(sensitivity.items(), key=lambda kv: (-kv[1]["low"], -kv[1]["share"], kv[0]))
     width = max(len(name) for name in sensitivity)
     lines = ["variant sensitivity:"]
     for name, s in ranked:
         tests = f"{s['tests']} test{'s' * (s['tests'] != 1)}"
         lines.append(
             f"  {name.ljust(width)}  changed behaviour in {s['failed']} of {tests}"
-            f" ({s['share']:.0%})"
+            f" ({s['share']:.0%}; {interval_text(s)})"
         )
+    return lines
+
+
+def _sensitive_test_lines(results: Sequence[Result], limit: int = 5) -> list[str]:
+    """The tests whose behaviour the most variants changed (noise and controls left out)."""
+    ranked = []
+    for test, items in _by_test(results).items():
+        decided = [r for r in variant_results(items) if _decided(r) and _measures_robustness(r)]
+        failed = [r for r in decided if _failed(r)]
+        if failed:
+            ranked.append((-len(failed) / len(decided), -len(failed), test, len(decided), failed))
+    if not ranked:
+        return []
+    lines = ["most sensitive tests:"]
+    for _, _, test, decided_count, failed in sorted(ranked)[:limit]:
+        names = ", ".join(str(r["variant"]) for r in failed)
+        lines.append(f"  {test}  {len(failed)} of {decided_count} variants changed it ({names})")
     return lines
 
 

@@ -20,6 +20,8 @@ from .baseline import check
 from .client import CachedLLM
 from .compare import Comparison, NothingToCompare, check_extractable, compare, failure_message, trim
 from .extract import Extractor, ExtractSpecError, parse_extract
+from .findings import collapse_reason
+from .lint import check_prompt, lint_message
 from .metrics import Metric, MetricCatalog, MetricContext, ModelMetric, metric_name
 from .request import (
     Completion,
@@ -31,7 +33,7 @@ from .request import (
     map_last_user_text,
 )
 from .settings import Settings, SettingsError, with_marker
-from .variants import ORIGINAL, VariantCatalog
+from .variants import CONTROL, ORIGINAL, VariantCatalog
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ class PromptpertSession:
         self.run_id = uuid.uuid4().hex
         #: the recorded scores the run is held to (None: no baseline file, or updating it)
         self.baseline: Mapping[str, Any] | None = None
+        #: --promptpert-lint: ``llm`` lints each prompt and answers "" without any call
+        self.lint_only = False
 
     @property
     def has_client(self) -> bool:
@@ -160,6 +164,14 @@ class ItemRun:
     hits: int = 0  # answers it used that were already there
     tokens: int = 0  # tokens of its calls
     latency: float = 0.0  # seconds the model took for the answers it used (cached or not)
+    #: "original" / "variant" -> why that output collapsed (the first collapse seen)
+    collapsed: dict[str, str] = field(default_factory=dict)
+    #: the original item's first prompt and output, for its record
+    _first: tuple[str, str] | None = None
+    #: risky formatting found in the original prompts this item sent (see lint.py)
+    lint: list[dict[str, str]] = field(default_factory=list)
+    linted: int = 0  # distinct original prompts checked
+    _linted: set[str] = field(default_factory=set)
 
     @property
     def variant(self) -> str:
@@ -189,9 +201,11 @@ class ItemRun:
             text = re.sub(pattern, functools.partial(_constant, self._perturbed[changed]), text)
         return text
 
-    def _samples(self, request: Request) -> list[Request]:
+    def _samples(self, request: Request, *, control: bool = False) -> list[Request]:
+        """The request under each sample index; the control's come after the original's."""
         n = self.plan.settings.samples
-        return [dataclasses.replace(request, sample=i) for i in range(n)]
+        first = n if control else 0
+        return [dataclasses.replace(request, sample=first + i) for i in range(n)]
 
     def _prefetch_siblings(self, original: Request) -> None:
         """Start the calls every variant item of this test will make for this prompt."""
@@ -200,6 +214,9 @@ class ItemRun:
             return
         requests = self._samples(original)
         for name in self.plan.siblings:
+            if name == CONTROL:
+                requests += self._samples(original, control=True)
+                continue
             try:
                 messages = map_last_user_text(original.messages, session.variants.get(name))
             except PromptError:
@@ -211,7 +228,11 @@ class ItemRun:
     def __call__(self, prompt: Prompt, **params: Any) -> str:
         client = self.session.client
         request = client.request(prompt, **params)
+        if self.session.lint_only:
+            self._lint(request)
+            return ""  # a placeholder: no model is called when only linting
         if self.variant == ORIGINAL:
+            self._lint(request)
             if not self._perturb_used:
                 self._prefetch_siblings(request)
             requests = self._samples(request)
@@ -219,15 +240,20 @@ class ItemRun:
             self._count(requests, done)
             with self._naming_test():
                 check_extractable(self._extractor(), done[0].output)
+            self._check_collapse(ORIGINAL, request, done[0])
+            if self._first is None:
+                self._first = (request.prompt, done[0].output)
             return done[0].output
         original, variant = self._pair(request)
-        if variant.messages == original.messages:
+        self._lint(original)
+        control = self.variant == CONTROL  # never a no-op: the same prompt, other samples
+        if variant.messages == original.messages and not control:
             self.records.append(None)
             done = [client.fetch(original)]
             self._count([original], done)
             return done[0].output
         n = len(self._samples(original))
-        requests = self._samples(original) + self._samples(variant)
+        requests = self._samples(original) + self._samples(variant, control=control)
         done = client.fetch_many(requests)
         originals, variants = done[:n], done[n:]
         settings = self.plan.settings
@@ -248,6 +274,8 @@ class ItemRun:
             comparison = dataclasses.replace(
                 comparison, margins=self._first_token_margins(original, variant)
             )
+        self._check_collapse(ORIGINAL, original, originals[0])
+        self._check_collapse("variant", variant, variants[0])
         self.records.append(comparison)
         return variants[0].output
 
@@ -300,6 +328,35 @@ class ItemRun:
         except NothingToCompare as exc:
             raise NothingToCompare(f"{self.plan.test}: {exc}") from None
 
+    def _lint(self, original: Request) -> None:
+        """Check an original prompt's formatting once, before any call is made for it."""
+        prompt = original.prompt
+        if prompt in self._linted:
+            return
+        self._linted.add(prompt)
+        self.linted += 1
+        for finding in check_prompt(prompt):
+            self.lint.append({"prompt": trim(prompt, 300), **finding.as_dict()})
+
+    def lint_verdict(self) -> Verdict:
+        """The item's outcome under --promptpert-lint: failed with findings, else skipped."""
+        if not self.linted:
+            return Verdict("skipped", "promptpert lint: the test made no llm() call to check")
+        if not self.lint:
+            return Verdict(
+                "skipped", f"promptpert lint: no risky formatting in {self.linted} prompt(s)"
+            )
+        return Verdict("failed", lint_message(self.plan.test, self.lint))
+
+    def _check_collapse(self, side: str, request: Request, completion: Completion) -> None:
+        if side in self.collapsed:
+            return
+        limit = request.params.get("max_tokens")
+        cut = isinstance(limit, int) and 0 < limit <= completion.completion_tokens
+        reason = collapse_reason(completion.output, cut=cut)
+        if reason is not None:
+            self.collapsed[side] = reason
+
     def _count(self, requests: list[Request], done: list[Completion]) -> None:
         """Add the calls made for this item (each call counts in one item only) and hits."""
         for request, completion in zip(requests, done, strict=True):
@@ -321,6 +378,8 @@ class ItemRun:
             return dataclasses.replace(request, messages=messages), request
         original = request
         self._prefetch_siblings(original)
+        if self.variant == CONTROL:  # the same messages, whatever their roles
+            return original, original
         transform = self.session.variants.get(self.variant)
         variant_messages = map_last_user_text(request.messages, transform)
         return original, dataclasses.replace(request, messages=variant_messages)
@@ -345,6 +404,17 @@ class ItemRun:
             "tokens": self.tokens,
             "latency": round(self.latency, 4),
         }
+        if self.collapsed:
+            record["collapsed"] = {
+                side: side in self.collapsed
+                for side in ((ORIGINAL,) if self.variant == ORIGINAL else (ORIGINAL, "variant"))
+            }
+            record["collapse_reasons"] = dict(self.collapsed)
+        if self.lint:
+            record["lint"] = list(self.lint)
+        if self._first is not None:
+            record["prompt"] = trim(self._first[0], 2000)
+            record["output"] = trim(self._first[1], 2000)
         if worst is not None:
             c = worst
             record.update(
@@ -373,6 +443,14 @@ class ItemRun:
                 record["notes"] = list(c.notes)
         return record
 
+    def _collapse_note(self) -> str:
+        notes = [
+            f"\n  COLLAPSED {side} output: {reason}"
+            + (" (every variant is compared with a degenerate answer)" if side == ORIGINAL else "")
+            for side, reason in sorted(self.collapsed.items(), key=lambda kv: kv[0] != ORIGINAL)
+        ]
+        return "".join(notes)
+
     def verdict(self) -> Verdict:
         if self.variant == ORIGINAL:
             return Verdict("passed")
@@ -387,11 +465,8 @@ class ItemRun:
         worst = min(compared, key=lambda c: c.score)
         failed = [c for c in compared if not c.passed]
         if failed:
-            return Verdict(
-                "failed",
-                "\n\n".join(failure_message(self.variant, c) for c in failed),
-                worst.score,
-            )
+            message = "\n\n".join(failure_message(self.variant, c) for c in failed)
+            return Verdict("failed", message + self._collapse_note(), worst.score)
         if self.session.baseline is not None:
             regressed = check(
                 {

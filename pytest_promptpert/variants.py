@@ -11,9 +11,14 @@ import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from . import realistic
+
 VariantFunc = Callable[[str], str]
 
 ORIGINAL = "original"
+#: The variant that changes nothing and asks again under another sample index: its failures are
+#: the provider's own nondeterminism, not the prompt's fragility.
+CONTROL = "control"
 
 # A sentence's terminal punctuation, ASCII and the full-width/ideographic forms used in CJK text.
 TERMINAL_PUNCTUATION = frozenset(".!?…。！？｡．")  # noqa: RUF001
@@ -151,6 +156,11 @@ def double_space(text: str) -> str:
     return _SINGLE_SPACE.sub("  ", text)
 
 
+def unchanged(text: str) -> str:
+    # The control's text: the session asks again under another sample index instead.
+    return text
+
+
 BUILTIN_VARIANTS: tuple[Variant, ...] = (
     Variant("add_period", add_period, "punctuation", "append '.' unless already terminated"),
     Variant("strip_period", strip_period, "punctuation", "remove the terminal . ! ? … run"),
@@ -166,6 +176,37 @@ BUILTIN_VARIANTS: tuple[Variant, ...] = (
     Variant("trailing_newline", trailing_newline, "whitespace", "append a newline"),
     Variant("leading_space", leading_space, "whitespace", "prepend a space"),
     Variant("double_space", double_space, "whitespace", "double every single space"),
+    Variant(
+        CONTROL, unchanged, CONTROL, "the unchanged prompt asked again (provider nondeterminism)"
+    ),
+    Variant("curly_quotes", realistic.curly_quotes, "unicode", "straight quotes to “ ” ‘ ’"),  # noqa: RUF001
+    Variant("nbsp", realistic.nbsp, "unicode", "spaces between words to no-break spaces"),
+    Variant(
+        "zero_width_space", realistic.zero_width_space, "unicode", "a U+200B after the 1st word"
+    ),
+    Variant(
+        "fullwidth_punctuation",
+        realistic.fullwidth_punctuation,
+        "unicode",
+        "! ( ) , . : ; ? to their full-width forms",
+    ),
+    Variant("ellipsis", realistic.ellipsis, "unicode", "'...' to '…'"),
+    Variant("keyboard_typo", realistic.keyboard_typo, "typo", "one letter to a QWERTY neighbour"),
+    Variant("swap_letters", realistic.swap_letters, "typo", "two adjacent letters swapped"),
+    Variant("drop_letter", realistic.drop_letter, "typo", "one letter of a word left out"),
+    Variant(
+        "space_before_colon", realistic.space_before_colon, "format", "'Answer:' to 'Answer :'"
+    ),
+    Variant("lower_cue", realistic.lower_cue, "format", "'Answer:' to 'answer:'"),
+    Variant(
+        "newline_after_cue", realistic.newline_after_cue, "format", "'Answer: x' to 'Answer:\\nx'"
+    ),
+    Variant(
+        "no_space_after_colon",
+        realistic.no_space_after_colon,
+        "format",
+        "'Answer: x' to 'Answer:x'",
+    ),
 )
 
 
@@ -202,8 +243,9 @@ class VariantCatalog:
             raise ValueError(f"variant name {variant.name!r} is already defined")
         if variant.name in self.families():
             raise ValueError(f"variant name {variant.name!r} is already a family name")
-        # A family named like a variant would shadow that variant in expand().
-        if variant.family in self._variants or variant.family in (ORIGINAL, variant.name):
+        # A family named like another variant would shadow that variant in expand(); a family
+        # of one named after its only member (``control``) expands to just that member.
+        if variant.family in self._variants or variant.family == ORIGINAL:
             raise ValueError(
                 f"variant {variant.name!r}: family {variant.family!r} is already a variant name"
             )
@@ -236,6 +278,10 @@ class VariantCatalog:
             )
         if len(parts) == 1:
             return self._variants[name]
+        if CONTROL in parts:
+            raise UnknownVariantError(
+                f"{name!r}: {CONTROL!r} asks the unchanged prompt again and cannot be composed"
+            )
         return Composed(name, tuple(self._variants[p] for p in parts))
 
     def expand(self, names: Iterable[str]) -> tuple[str, ...]:

@@ -16,7 +16,10 @@ The model name picks the behaviour:
   lower-case; ``priority`` "low" when upper-case); with ``response_format``, JSON content that
   changes the same way (and is not JSON when upper-case); else text;
 - ``judge``: reads the judge question (``<answer_a>``, ``<answer_b>``) and answers JSON
-  ``{"same": ..., "reason": ...}``: the same when one answer's words are a subset of the other's.
+  ``{"same": ..., "reason": ...}``: the same when one answer's words are a subset of the other's;
+- ``flaky``: a nondeterministic provider: each time the server sees the same prompt again it
+  answers with another of a few unrelated sentences (which one depends on the prompt's exact
+  text), so the ``control`` variant fails and every variant diverges.
 
 ``POST /v1/embeddings`` answers any model with a bag-of-words vector (hashed words, 32
 dimensions): texts with the same words get the same vector, texts with no word in common are
@@ -29,6 +32,7 @@ HTTP status (answered with ``Retry-After`` when ``server.retry_after`` is set) o
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -49,8 +53,22 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
-def answer(model: str, prompt: str) -> str:
+#: Sentences with no word in common, so any two of them score far below any threshold.
+FLAKY_ANSWERS = (
+    "Paris is the capital of France.",
+    "Certainly not; ask someone else tomorrow morning!",
+    "Eleven green bottles hanging upon walls",
+    "zzz qqq xxx www",
+    "<start_of_image>",
+)
+
+
+def answer(model: str, prompt: str, take: int = 0) -> str:
+    """The answer of fake model *model* to *prompt*, seen *take* times before by the server."""
     name = model.rsplit("/", 1)[-1]
+    if name == "flaky":
+        digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()
+        return FLAKY_ANSWERS[(digest[0] + take) % len(FLAKY_ANSWERS)]
     folded = " ".join(re.sub(r"[^\w\s]", "", prompt).lower().split())
     if name == "stable":
         return f"The answer to '{folded}' is forty-two."
@@ -163,6 +181,8 @@ class FakeProvider(ThreadingHTTPServer):
         self.required_key: str | None = None
         self.in_flight = 0
         self.max_in_flight = 0
+        #: how many times each (model, prompt) was answered, for the ``flaky`` model
+        self.takes: dict[tuple[str, str], int] = {}
         # Bumped by reset(): a slow answer to an earlier test is not counted in the next one.
         self.generation = 0
 
@@ -180,10 +200,18 @@ class FakeProvider(ThreadingHTTPServer):
             self.latency = 0.0
             self.required_key = None
             self.max_in_flight = 0
+            self.takes.clear()
 
     @property
     def calls(self) -> int:
         return len(self.requests)
+
+    def take(self, model: str, prompt: str) -> int:
+        """How many times *prompt* was answered for *model* before (and count this one)."""
+        with self.lock:
+            seen = self.takes.get((model, prompt), 0)
+            self.takes[(model, prompt)] = seen + 1
+            return seen
 
     def prompts(self) -> list[str]:
         return [r["prompt"] for r in self.requests]
@@ -244,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if self.path.endswith("/chat/completions"):
                 prompt = _last_user(body.get("messages", []))
-                text = answer(model, prompt)
+                text = answer(model, prompt, server.take(model, prompt))
                 message = structured_message(model, prompt, body)
                 choice: dict[str, Any] = {
                     "index": 0,
@@ -256,7 +284,7 @@ class _Handler(BaseHTTPRequestHandler):
                 obj = "chat.completion"
             else:
                 prompt = str(body.get("prompt", ""))
-                text = answer(model, prompt)
+                text = answer(model, prompt, server.take(model, prompt))
                 choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
                 obj = "text_completion"
             with server.lock:

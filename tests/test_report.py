@@ -84,10 +84,19 @@ def test_summary_counts_failed_originals() -> None:
 
 
 def test_variant_sensitivity_shares() -> None:
+    # Wilson 95 % intervals; with fewer than 5 tests the rate is flagged as insufficient data.
+    one_of_three = {"low": 0.061492, "high": 0.79234, "insufficient_data": True}
     assert variant_sensitivity(suite()) == {
-        "add_period": {"tests": 3, "failed": 1, "share": 0.333333},
-        "lowercase": {"tests": 1, "failed": 1, "share": 1.0},  # skipped and error not counted
-        "trailing_space": {"tests": 3, "failed": 1, "share": 0.333333},
+        "add_period": {"tests": 3, "failed": 1, "share": 0.333333, **one_of_three},
+        "lowercase": {  # skipped and error not counted
+            "tests": 1,
+            "failed": 1,
+            "share": 1.0,
+            "low": 0.206549,
+            "high": 1.0,
+            "insufficient_data": True,
+        },
+        "trailing_space": {"tests": 3, "failed": 1, "share": 0.333333, **one_of_three},
     }
 
 
@@ -157,11 +166,10 @@ def test_terminal_table_puts_failures_first() -> None:
 
 def test_terminal_summary_lines() -> None:
     lines = terminal_summary(suite(), STATS, 0)
-    assert "  lowercase       changed behaviour in 1 of 1 test (100%)" in lines
-    assert "  add_period      changed behaviour in 1 of 3 tests (33%)" in lines
-    assert lines.index("  lowercase       changed behaviour in 1 of 1 test (100%)") < lines.index(
-        "  add_period      changed behaviour in 1 of 3 tests (33%)"
-    )
+    few = "insufficient data (fewer than 5 tests)"
+    lowercase = f"  lowercase       changed behaviour in 1 of 1 test (100%; {few})"
+    add_period = f"  add_period      changed behaviour in 1 of 3 tests (33%; {few})"
+    assert lines.index(lowercase) < lines.index(add_period)
     assert (
         "worst: tests/test_prompts.py::test_sign[add_period] token_set_ratio 0.210 < 0.600" in lines
     )

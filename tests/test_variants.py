@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_promptpert import realistic
 from pytest_promptpert.variants import (
     BUILTIN_VARIANTS,
     TERMINAL_PUNCTUATION,
@@ -31,9 +32,17 @@ CONTRACT_FAMILIES: dict[str, tuple[str, ...]] = {
     ),
     "casing": ("lower_first", "upper_first", "lowercase", "uppercase", "title"),
     "whitespace": ("trailing_space", "trailing_newline", "leading_space", "double_space"),
+    "control": ("control",),
+}
+# Added in the second wave; their names are fixed from here on.
+NEW_FAMILIES: dict[str, tuple[str, ...]] = {
+    "unicode": ("curly_quotes", "nbsp", "zero_width_space", "fullwidth_punctuation", "ellipsis"),
+    "typo": ("keyboard_typo", "swap_letters", "drop_letter"),
+    "format": ("space_before_colon", "lower_cue", "newline_after_cue", "no_space_after_colon"),
 }
 BUILTIN = {v.name: v for v in BUILTIN_VARIANTS}
 ALL_NAMES = tuple(BUILTIN)
+COMPOSABLE = tuple(name for name in ALL_NAMES if name != "control")
 
 # Characters where the variants' edge cases live, mixed into otherwise arbitrary unicode so
 # hypothesis reaches them within a few hundred examples.
@@ -58,8 +67,14 @@ def catalog() -> VariantCatalog:
 
 
 def test_catalog_names_and_families_match_the_contract(catalog: VariantCatalog) -> None:
-    assert catalog.families() == CONTRACT_FAMILIES
-    assert set(catalog.names()) == {n for names in CONTRACT_FAMILIES.values() for n in names}
+    assert catalog.families() == {**CONTRACT_FAMILIES, **NEW_FAMILIES}
+    assert all(v.description for v in BUILTIN_VARIANTS)
+
+
+def test_control_cannot_be_composed(catalog: VariantCatalog) -> None:
+    assert catalog.apply("control", "Hi.") == "Hi."  # the session re-asks; the text is unchanged
+    with pytest.raises(UnknownVariantError, match=r"'add_period\+control'.*cannot be composed"):
+        catalog.get("add_period+control")
 
 
 def test_contract_terminal_punctuation_is_recognised() -> None:
@@ -345,7 +360,7 @@ def test_double_space_leaves_no_single_space_between_words(text: str) -> None:
 
 @settings(max_examples=200)
 @given(
-    names=st.lists(st.sampled_from(ALL_NAMES), min_size=2, max_size=3),
+    names=st.lists(st.sampled_from(COMPOSABLE), min_size=2, max_size=3),
     text=texts,
 )
 def test_composition_equals_sequential_application(names: list[str], text: str) -> None:
@@ -359,3 +374,125 @@ def test_non_ascii_variant_names_are_rejected() -> None:
     # pytest escapes non-ASCII ids ("\xf1"), which would break -k and the variant split.
     with pytest.raises(ValueError, match="ASCII identifier"):
         VariantCatalog().add(Variant("ñandú", str.upper))
+
+
+# --- unicode, typo, format -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("curly_quotes", "Say \"hi\" and 'bye', don't.", "Say “hi” and ‘bye’, don’t."),
+        ("curly_quotes", '("quoted")', "(“quoted”)"),
+        ("curly_quotes", "no quotes", "no quotes"),
+        ("nbsp", "a b  c\nd", "a\u00a0b  c\nd"),
+        ("zero_width_space", "  Create a sign", "  Create\u200b a sign"),
+        ("zero_width_space", " \n", " \n"),
+        ("fullwidth_punctuation", "Hi, you (there): ok?", "Hi， you （there）： ok？"),
+        ("ellipsis", "Wait... what.... no..", "Wait… what.... no.."),
+        # Seeded by the text's SHA-256: the same typo on every run and machine.
+        ("keyboard_typo", "What is the capital of France?", "What is thd capital of France?"),
+        ("swap_letters", "What is the capital of France?", "Waht is the capital of France?"),
+        ("drop_letter", "What is the capital of France?", "Wha is the capital of France?"),
+        ("keyboard_typo", "I a 42 ÉÉ", "I a 42 ÉÉ"),  # no ASCII letter inside a word
+        ("drop_letter", "I a 4", "I a 4"),  # one-letter words are never dropped
+        ("swap_letters", "aa e\u0301", "aa e\u0301"),  # no accent moved to another letter
+        ("space_before_colon", "Question: 2+2?\nAnswer:", "Question : 2+2?\nAnswer :"),
+        ("space_before_colon", "Answer :", "Answer :"),
+        ("lower_cue", "Question: Why?\nAnswer:", "question: Why?\nanswer:"),
+        ("newline_after_cue", "Question: Why?\nAnswer: ", "Question:\nWhy?\nAnswer:\n"),
+        ("newline_after_cue", "Answer:\n4", "Answer:\n4"),
+        ("no_space_after_colon", "Q: Why?\nA: 4", "Q:Why?\nA:4"),
+        ("no_space_after_colon", "Answer: ", "Answer: "),  # nothing follows: not a separator
+        # No cue, no change: times, URLs and colons after digits are not answer cues.
+        ("space_before_colon", "at 10:30 see http://x.org", "at 10:30 see http://x.org"),
+        ("lower_cue", "no cue here", "no cue here"),
+        ("newline_after_cue", "", ""),
+    ],
+)
+def test_new_family_examples(catalog: VariantCatalog, name: str, text: str, expected: str) -> None:
+    assert catalog.apply(name, text) == expected
+
+
+# Answer cues and quotes, so the format and unicode variants have something to change.
+_pieces = st.one_of(
+    st.characters(),
+    st.sampled_from(TRICKY),
+    st.sampled_from(("Answer:", "Q: ", "\nA:", "...", " \t", "'", '"', "e\u0301", ":x")),
+)
+cue_texts = st.builds(
+    str.__add__, st.lists(_pieces).map("".join), st.text(alphabet=ENDINGS, max_size=4)
+)
+
+
+def _single_substitutions(before: str, after: str) -> list[int]:
+    assert len(before) == len(after)
+    return [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+
+
+@settings(max_examples=200)
+@given(text=cue_texts)
+def test_unicode_variants_change_only_their_characters(text: str) -> None:
+    curly = realistic.curly_quotes(text)
+    assert all(text[i] in "\"'" and curly[i] in "“”‘’" for i in _single_substitutions(text, curly))
+    spaced = realistic.nbsp(text)
+    assert all(
+        text[i] == " " and spaced[i] == "\u00a0" for i in _single_substitutions(text, spaced)
+    )
+    wide = realistic.fullwidth_punctuation(text)
+    assert all(wide[i] == realistic.FULLWIDTH[text[i]] for i in _single_substitutions(text, wide))
+    zwsp = realistic.zero_width_space(text)
+    _, old, new = _changed_span(text, zwsp)
+    assert (old, new) == (("", "\u200b") if text.strip() else ("", ""))
+    dots = realistic.ellipsis(text)
+    assert dots.replace("…", "...") == text.replace("…", "...")
+
+
+@settings(max_examples=300)
+@given(text=cue_texts)
+def test_typo_variants_make_at_most_one_slip(text: str) -> None:
+    typo = realistic.keyboard_typo(text)
+    changed = _single_substitutions(text, typo)
+    assert len(changed) <= 1
+    for i in changed:
+        assert typo[i].lower() in realistic.KEYBOARD_NEIGHBOURS[text[i].lower()]
+        assert typo[i].isupper() == text[i].isupper()
+
+    swapped = realistic.swap_letters(text)
+    changed = _single_substitutions(text, swapped)
+    assert changed == [] or (
+        len(changed) == 2
+        and changed[1] == changed[0] + 1
+        and swapped[changed[0]] == text[changed[1]]
+        and swapped[changed[1]] == text[changed[0]]
+        and text[changed[0]].isalpha()
+    )
+
+    dropped = realistic.drop_letter(text)
+    if dropped != text:
+        _, old, new = _changed_span(text, dropped)
+        assert new == "" and len(old) == 1 and old.isalpha()
+    # A letter is lost only from a word with another letter left in it.
+    assert len(re.findall(r"[^\W\d_]+", dropped)) <= len(re.findall(r"[^\W\d_]+", text)) + 1
+    assert [realistic.keyboard_typo(text), realistic.swap_letters(text)] == [typo, swapped]
+
+
+@settings(max_examples=200)
+@given(
+    name=st.sampled_from(("space_before_colon", "newline_after_cue", "no_space_after_colon")),
+    text=cue_texts,
+)
+def test_format_separator_variants_change_only_whitespace_at_cues(name: str, text: str) -> None:
+    result = BUILTIN[name](text)
+    assert "".join(result.split()) == "".join(text.split())
+    if realistic.ANSWER_CUE.search(text) is None:
+        assert result == text
+
+
+@settings(max_examples=200)
+@given(text=cue_texts.filter(lambda t: "ı" not in t))
+def test_lower_cue_changes_only_the_case_of_cue_labels(text: str) -> None:
+    result = realistic.lower_cue(text)
+    assert _caseless(result) == _caseless(text)
+    if realistic.ANSWER_CUE.search(text) is None:
+        assert result == text
