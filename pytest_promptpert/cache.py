@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -15,11 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .request import Completion, Request
+from .usage import UsageTally
 
 if TYPE_CHECKING:
     import diskcache
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
+_ENTRY_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def _dead_here(holder: str) -> bool:
@@ -37,6 +40,11 @@ def _dead_here(holder: str) -> bool:
     return False
 
 
+def is_entry_key(key: str) -> bool:
+    """Entries are keyed by a SHA-256 hex digest (``Request.key``); locks and the rest are not."""
+    return _ENTRY_KEY.fullmatch(key) is not None
+
+
 class CacheWarning(UserWarning):
     """Something was wrong with the cache directory and was dealt with."""
 
@@ -48,11 +56,14 @@ class CacheDirError(OSError):
 class ResponseCache:
     """Completions by request key. Values are JSON text, so a cache is safe to share."""
 
-    def __init__(self, directory: Path, mode: str = "auto") -> None:
+    def __init__(self, directory: Path, mode: str = "auto", *, run_id: str = "") -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"cache mode {mode!r} is not one of {', '.join(CACHE_MODES)}")
         self.directory = Path(directory)
         self.mode = mode
+        self.run_id = run_id
+        #: what this process read and wrote, written next to the cache at close (usage.py)
+        self.usage = UsageTally()
         self._cache: diskcache.Cache | None = None
 
     @property
@@ -94,7 +105,10 @@ class ResponseCache:
 
     def get(self, request: Request) -> Completion | None:
         """The cached completion, if this mode reads the cache."""
-        return self.read(request) if self.reads else None
+        found = self.read(request) if self.reads else None
+        if found is not None:
+            self.usage.hit(request.key(), found.tokens, found.cost)
+        return found
 
     def read(self, request: Request) -> Completion | None:
         """The cached completion whatever the mode (``refresh`` rereads what it wrote)."""
@@ -110,7 +124,9 @@ class ResponseCache:
 
     def set(self, request: Request, completion: Completion) -> None:
         if self.writes:
-            self._open().set(request.key(), completion.to_json(request))
+            key = request.key()
+            self._open().set(key, completion.to_json(request))
+            self.usage.wrote(key)
 
     @contextlib.contextmanager
     def lock(self, request: Request, *, expire: float = 600.0) -> Iterator[None]:
@@ -136,10 +152,32 @@ class ResponseCache:
         finally:
             cache.delete(name, retry=True)
 
+    # --- entries by key, for ``promptpert cache`` (cache_admin.py) -------------------------
+
+    def keys(self) -> Iterator[str]:
+        """The key of every entry (lock and other bookkeeping keys left out)."""
+        if not self.directory.exists():
+            return
+        for key in self._open().iterkeys():
+            if isinstance(key, str) and is_entry_key(key):
+                yield key
+
+    def get_text(self, key: str) -> str | None:
+        """An entry's stored JSON text, whatever the mode."""
+        text = self._open().get(key, retry=True)
+        return text if isinstance(text, str) else None
+
+    def set_text(self, key: str, text: str) -> None:
+        self._open().set(key, text, retry=True)
+
+    def delete_key(self, key: str) -> bool:
+        return bool(self._open().delete(key, retry=True))
+
     def __len__(self) -> int:
         return len(self._open()) if self.directory.exists() else 0
 
     def close(self) -> None:
         if self._cache is not None:
+            self.usage.flush(self.directory, self.run_id)
             self._cache.close()
             self._cache = None

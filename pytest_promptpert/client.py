@@ -112,7 +112,10 @@ class CachedLLM:
             # Part of the request (and so of the cache key): another server, another answer.
             self.defaults.setdefault("api_base", api_base)
         self.concurrency = concurrency
-        self.cache = ResponseCache(Path(cache_dir), cache)
+        #: shared by the processes of one run (xdist workers), so that ``refresh`` refreshes
+        #: each answer once per run, not once per process
+        self.run_id = run_id or uuid.uuid4().hex
+        self.cache = ResponseCache(Path(cache_dir), cache, run_id=self.run_id)
         self.backend = LiteLLMBackend(retries=retries, timeout=timeout, backoff=backoff)
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -122,9 +125,6 @@ class CachedLLM:
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
         self.max_cost = max_cost
-        #: shared by the processes of one run (xdist workers), so that ``refresh`` refreshes
-        #: each answer once per run, not once per process
-        self.run_id = run_id or uuid.uuid4().hex
         self._reserved = 0.0
         self._auth_failure: AuthenticationFailed | None = None
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called

@@ -115,6 +115,12 @@ def _canonical(value: Any) -> str:
     )
 
 
+def key_of(public: Mapping[str, Any]) -> str:
+    """The cache key of a request given as :meth:`Request.public` (as entries store it)."""
+    payload = {"v": KEY_VERSION, **public}
+    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True, eq=False)
 class Request:
     """One model call. ``params`` may hold credentials; :meth:`key` never sees them."""
@@ -139,8 +145,7 @@ class Request:
         return public
 
     def key(self) -> str:
-        payload = {"v": KEY_VERSION, **self.public()}
-        return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+        return key_of(self.public())
 
     @property
     def prompt(self) -> str:
