@@ -106,7 +106,8 @@ class ResponseCache:
     def get(self, request: Request) -> Completion | None:
         """The cached completion, if this mode reads the cache."""
         found = self.read(request) if self.reads else None
-        if found is not None:
+        if found is not None and (found.run != self.run_id or not found.run):
+            # an answer this run paid for itself saved nothing
             self.usage.hit(request.key(), found.tokens, found.cost)
         return found
 
@@ -154,7 +155,7 @@ class ResponseCache:
 
     # --- entries by key, for ``promptpert cache`` (cache_admin.py) -------------------------
 
-    def keys(self) -> Iterator[str]:
+    def entry_keys(self) -> Iterator[str]:
         """The key of every entry (lock and other bookkeeping keys left out)."""
         if not self.directory.exists():
             return

@@ -13,7 +13,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,7 +84,7 @@ def parse_entry(key: str, text: str) -> Entry | None:
 
 def entries(cache: ResponseCache, unreadable: list[str] | None = None) -> Iterator[Entry]:
     """Every readable entry; the keys of unreadable ones go to *unreadable* when given."""
-    for key in cache.keys():
+    for key in cache.entry_keys():
         text = cache.get_text(key)
         entry = parse_entry(key, text) if text is not None else None
         if entry is not None:
@@ -103,7 +103,7 @@ def find(cache: ResponseCache, prefix: str) -> Entry:
     if len(prefix) == 64:
         matches = [prefix] if cache.get_text(prefix) is not None else []
     else:
-        matches = [key for key in cache.keys() if key.startswith(prefix)]
+        matches = [key for key in cache.entry_keys() if key.startswith(prefix)]
     if not matches:
         raise CacheAdminError(f"KEY {prefix!r}: no entry in {cache.directory} has that key")
     if len(matches) > 1:
@@ -229,7 +229,9 @@ class CacheStats:
         return data
 
 
-def cache_stats(cache: ResponseCache, usage: Usage, progress: Progress = _no_progress) -> CacheStats:
+def cache_stats(
+    cache: ResponseCache, usage: Usage, progress: Progress = _no_progress
+) -> CacheStats:
     stats = CacheStats(directory=str(cache.directory))
     unreadable: list[str] = []
     for entry in entries(cache, unreadable):
@@ -276,7 +278,7 @@ def prune(
 
 def clear(cache: ResponseCache, progress: Progress = _no_progress) -> int:
     """Delete every entry and the usage tallies; locks held by a running process stay."""
-    keys = list(cache.keys())
+    keys = list(cache.entry_keys())
     for done, key in enumerate(keys, 1):
         cache.delete_key(key)
         if done % 1000 == 0:
@@ -290,7 +292,7 @@ def clear(cache: ResponseCache, progress: Progress = _no_progress) -> int:
 
 def export_lines(cache: ResponseCache, progress: Progress = _no_progress) -> Iterator[str]:
     """One JSON object per entry, sorted by key (so two exports diff cleanly), ``key`` first."""
-    keys = sorted(cache.keys())
+    keys = sorted(cache.entry_keys())
     for done, key in enumerate(keys, 1):
         text = cache.get_text(key)
         if text is None:
@@ -406,7 +408,3 @@ def _output(text: str) -> object:
 def tool_calls_of(entry: Entry) -> list[Any]:
     calls = entry.data.get("tool_calls")
     return list(calls) if isinstance(calls, list) else []
-
-
-def age(entry: Entry, now: float) -> timedelta:
-    return timedelta(seconds=max(0.0, now - entry.created))

@@ -87,7 +87,9 @@ def _end_progress() -> None:
 
 def table(rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
 
 
 def one_line(text: str, width: int) -> str:
@@ -138,12 +140,18 @@ def cache_stats(args: argparse.Namespace, out: IO[str]) -> int:
     models = ", ".join(f"{m} ({n})" for m, n in stats.models.items()) or "-"
     rows = [
         ["cache", stats.directory],
-        ["entries", f"{stats.entries}" + (f" ({stats.unreadable} unreadable)" * bool(stats.unreadable))],
+        [
+            "entries",
+            f"{stats.entries}" + (f" ({stats.unreadable} unreadable)" * bool(stats.unreadable)),
+        ],
         ["size on disk", _size(stats.size_on_disk)],
         ["models", models],
         ["oldest", admin.iso(stats.oldest) + " UTC" if stats.oldest is not None else "-"],
         ["newest", admin.iso(stats.newest) + " UTC" if stats.newest is not None else "-"],
-        ["tokens", f"{stats.tokens} (prompt {stats.prompt_tokens}, completion {stats.completion_tokens})"],
+        [
+            "tokens",
+            f"{stats.tokens} (prompt {stats.prompt_tokens}, completion {stats.completion_tokens})",
+        ],
         ["cost when fetched", f"${stats.cost:.4f}"],
         ["hits recorded", f"{stats.hits} in {stats.runs} run{'s' * (stats.runs != 1)}"],
         ["saved by hits", f"{stats.tokens_saved} tokens, est. ${stats.cost_saved:.4f}"],
@@ -220,12 +228,16 @@ def cache_show(args: argparse.Namespace, out: IO[str]) -> int:
     lines = [
         f"key        {entry.key}",
         f"created    {admin.iso(entry.created)} UTC",
-        f"model      {entry.model}" + (f" (answered by {data['model']})" * ("model" in data and data["model"] != entry.model)),
+        f"model      {entry.model}"
+        + (f" (answered by {data['model']})" * ("model" in data and data["model"] != entry.model)),
         f"run        {data.get('run') or '-'}",
         f"usage      {data.get('prompt_tokens', 0)} prompt + {data.get('completion_tokens', 0)}"
         f" completion tokens, est. ${entry.cost:.6f}, {float(data.get('latency', 0.0)):.3f} s",
         "request:",
-        *("  " + line for line in json.dumps(data.get("request"), indent=2, ensure_ascii=False).splitlines()),
+        *(
+            "  " + line
+            for line in json.dumps(data.get("request"), indent=2, ensure_ascii=False).splitlines()
+        ),
         "output:",
         *("  " + line for line in entry.output.splitlines() or [""]),
     ]
@@ -254,7 +266,7 @@ def cache_prune(args: argparse.Namespace, out: IO[str]) -> int:
 
 def cache_clear(args: argparse.Namespace, out: IO[str]) -> int:
     cache = open_cache(args)
-    count = sum(1 for _ in cache.keys())
+    count = sum(1 for _ in cache.entry_keys())
     if not args.yes:
         sys.stderr.write(f"delete all {count} entries in {cache.directory}? [y/N] ")
         sys.stderr.flush()
@@ -318,15 +330,16 @@ def variants(args: argparse.Namespace, out: IO[str]) -> int:
     except ValueError as exc:
         raise CommandError(f"--variants: {exc}") from None
     if args.json:
-        _print_json(
-            [{"variant": n, "text": t, "no_op": t == args.text} for n, t in rows], out
-        )
+        _print_json([{"variant": n, "text": t, "no_op": t == args.text} for n, t in rows], out)
         return EXIT_OK
     lines = table(
         [
             ["variant", "text"],
             [ORIGINAL, repr(args.text)],
-            *([n, repr(t) + ("  (no-op: unchanged, skipped)" if t == args.text else "")] for n, t in rows),
+            *(
+                [n, repr(t) + ("  (no-op: unchanged, skipped)" if t == args.text else "")]
+                for n, t in rows
+            ),
         ]
     )
     out.write("\n".join(lines) + "\n")
@@ -404,13 +417,21 @@ def build_parser() -> argparse.ArgumentParser:
     add("stats", cache_stats, "entries, size, models, dates, tokens and what hits saved")
     ls = add("ls", cache_ls, "list entries, oldest first")
     ls.add_argument("--model", help="only entries of this model (as requested, exactly)")
-    ls.add_argument("--grep", metavar="TEXT", help="only entries whose request or output holds TEXT (any case)")
-    ls.add_argument("--since", metavar="DATE", help="only entries written since DATE (2026-11-01, or 7d for a week ago)")
+    ls.add_argument(
+        "--grep", metavar="TEXT", help="only entries whose request or output holds TEXT (any case)"
+    )
+    ls.add_argument(
+        "--since",
+        metavar="DATE",
+        help="only entries written since DATE (2026-11-01, or 7d for a week ago)",
+    )
     ls.add_argument("--limit", type=int, metavar="N", help="only the newest N")
     show = add("show", cache_show, "one entry: request, output, usage, when it was written")
     show.add_argument("key", metavar="KEY", help="a key, or its first few hex digits")
     prune = add("prune", cache_prune, "delete entries that match every criterion given")
-    prune.add_argument("--older-than", metavar="AGE", help="written more than AGE ago (30d, 12h, 2w)")
+    prune.add_argument(
+        "--older-than", metavar="AGE", help="written more than AGE ago (30d, 12h, 2w)"
+    )
     prune.add_argument("--model", help="of this model")
     prune.add_argument(
         "--unused-since-run",

@@ -82,9 +82,7 @@ def _kind(old: Mapping[str, Any], new: Mapping[str, Any], tolerance: float) -> s
 
 def _variant_items(report: Report) -> dict[tuple[str, str], Mapping[str, Any]]:
     results: Sequence[Mapping[str, Any]] = report.get("results", [])
-    return {
-        (str(r["test"]), str(r["variant"])): r for r in results if r.get("variant") != ORIGINAL
-    }
+    return {(str(r["test"]), str(r["variant"])): r for r in results if r.get("variant") != ORIGINAL}
 
 
 def diff_reports(old: Report, new: Report, tolerance: float = 0.05) -> ReportDiff:
@@ -148,7 +146,10 @@ def text_lines(diff: ReportDiff) -> list[str]:
         rows = [["test", "variant", "old", "new"], *(_cells(c) for c in changes)]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         lines += ["", f"{kind}:"]
-        lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines += [
+            "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
     return lines
 
 
