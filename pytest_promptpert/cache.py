@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import socket
 import sqlite3
@@ -16,13 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .request import Completion, Request
+from .store import is_entry_key
 from .usage import UsageTally
 
 if TYPE_CHECKING:
     import diskcache
 
+    from .redis_store import SharedTier
+
 CACHE_MODES = ("auto", "replay", "refresh", "off")
-_ENTRY_KEY = re.compile(r"[0-9a-f]{64}")
 
 
 def _dead_here(holder: str) -> bool:
@@ -40,11 +41,6 @@ def _dead_here(holder: str) -> bool:
     return False
 
 
-def is_entry_key(key: str) -> bool:
-    """Entries are keyed by a SHA-256 hex digest (``Request.key``); locks and the rest are not."""
-    return _ENTRY_KEY.fullmatch(key) is not None
-
-
 class CacheWarning(UserWarning):
     """Something was wrong with the cache directory and was dealt with."""
 
@@ -56,7 +52,14 @@ class CacheDirError(OSError):
 class ResponseCache:
     """Completions by request key. Values are JSON text, so a cache is safe to share."""
 
-    def __init__(self, directory: Path, mode: str = "auto", *, run_id: str = "") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        mode: str = "auto",
+        *,
+        run_id: str = "",
+        shared: SharedTier | None = None,
+    ) -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"cache mode {mode!r} is not one of {', '.join(CACHE_MODES)}")
         self.directory = Path(directory)
@@ -64,6 +67,8 @@ class ResponseCache:
         self.run_id = run_id
         #: what this process read and wrote, written next to the cache at close (usage.py)
         self.usage = UsageTally()
+        #: a shared cache (Redis) behind this directory: read through, written to, locked
+        self.shared = shared
         self._cache: diskcache.Cache | None = None
 
     @property
@@ -115,7 +120,10 @@ class ResponseCache:
         """The cached completion whatever the mode (``refresh`` rereads what it wrote)."""
         if self.mode == "off":
             return None
-        text = self._open().get(request.key())
+        key = request.key()
+        text = self._open().get(key)
+        if text is None and self.shared is not None:
+            text = self._read_shared(key)
         if not isinstance(text, str):
             return None
         try:
@@ -123,10 +131,26 @@ class ResponseCache:
         except (ValueError, KeyError, TypeError):
             return None  # an entry we cannot read is a miss, and will be overwritten
 
+    def _read_shared(self, key: str) -> str | None:
+        """An entry from the shared tier, kept in this directory for the next read."""
+        assert self.shared is not None
+        text = self.shared.read(key)
+        if text is not None and self.writes_locally:
+            with contextlib.suppress(OSError, sqlite3.Error):
+                self._open().set(key, text)
+        return text
+
+    @property
+    def writes_locally(self) -> bool:
+        return self.mode != "off"
+
     def set(self, request: Request, completion: Completion) -> None:
         if self.writes:
             key = request.key()
-            self._open().set(key, completion.to_json(request))
+            text = completion.to_json(request)
+            if self.shared is not None:
+                self.shared.write(key, text)
+            self._open().set(key, text)
             self.usage.wrote(key)
 
     @contextlib.contextmanager
@@ -149,7 +173,9 @@ class ResponseCache:
                 continue
             time.sleep(0.02)
         try:
-            yield
+            # one call per key across machines: the shared tier's lock inside the local one
+            with self.shared.lock(request.key()) if self.shared else contextlib.nullcontext():
+                yield
         finally:
             cache.delete(name, retry=True)
 
@@ -178,6 +204,8 @@ class ResponseCache:
         return len(self._open()) if self.directory.exists() else 0
 
     def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
         if self._cache is not None:
             self.usage.flush(self.directory, self.run_id)
             self._cache.close()

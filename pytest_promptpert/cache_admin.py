@@ -17,7 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .cache import ResponseCache, is_entry_key
+from .cache import ResponseCache
+from .store import is_entry_key
 from .redact import public_params
 from .request import key_of, prompt_text
 from .usage import USAGE_DIR, Usage

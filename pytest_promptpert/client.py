@@ -101,6 +101,7 @@ class CachedLLM:
         backoff: float = 0.5,
         max_cost: float | None = None,
         run_id: str | None = None,
+        cache_url: str | None = None,
         **defaults: Any,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
@@ -116,7 +117,12 @@ class CachedLLM:
         #: shared by the processes of one run (xdist workers), so that ``refresh`` refreshes
         #: each answer once per run, not once per process
         self.run_id = run_id or uuid.uuid4().hex
-        self.cache = ResponseCache(Path(cache_dir), cache, run_id=self.run_id)
+        shared = None
+        if cache_url and cache != "off":
+            from .redis_store import open_shared
+
+            shared = open_shared(cache_url)
+        self.cache = ResponseCache(Path(cache_dir), cache, run_id=self.run_id, shared=shared)
         self.backend = LiteLLMBackend(retries=retries, timeout=timeout, backoff=backoff)
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -216,7 +222,9 @@ class CachedLLM:
             raise ValueError(f"cache={mode!r} is not a cache mode ({', '.join(CACHE_MODES)})")
         with self._lock:
             if mode not in self._views:
-                self._views[mode] = ResponseCache(self.cache.directory, mode, run_id=self.run_id)
+                self._views[mode] = ResponseCache(
+                    self.cache.directory, mode, run_id=self.run_id, shared=self.cache.shared
+                )
             return self._views[mode]
 
     def fetch(self, request: Request) -> Completion:
