@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .cache import ResponseCache
-from .store import is_entry_key
 from .redact import public_params
 from .request import key_of, prompt_text
+from .store import is_entry_key
 from .usage import USAGE_DIR, Usage
 
 #: Called with (done, total or None) as a long operation goes.

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
-
 _ENTRY_KEY = re.compile(r"[0-9a-f]{64}")
 
 
