@@ -183,11 +183,38 @@ class ResponseCache:
 
     def entry_keys(self) -> Iterator[str]:
         """The key of every entry (lock and other bookkeeping keys left out)."""
+        for key, _ in self._scan(with_values=False):
+            yield key
+
+    def entry_texts(self, *, by_key: bool = False) -> Iterator[tuple[str, str | None]]:
+        """Every entry's key and stored text (None where the value is not text)."""
+        return self._scan(with_values=True, by_key=by_key)
+
+    def _scan(self, *, with_values: bool, by_key: bool = False) -> Iterator[tuple[str, str | None]]:
         if not self.directory.exists():
             return
-        for key in self._open().iterkeys():
-            if isinstance(key, str) and is_entry_key(key):
-                yield key
+        cache = self._open()
+        sql, disk = getattr(cache, "_sql", None), getattr(cache, "_disk", None)
+        if sql is None or disk is None:  # not the diskcache we know: key by key, slower
+            for key in cache.iterkeys():  # in key order
+                if isinstance(key, str) and is_entry_key(key):
+                    yield key, self.get_text(key) if with_values else None
+            return
+        # One table scan: diskcache's own iterkeys() pages with a query that grows slow on
+        # large caches (100k entries: seconds of CPU), a scan reads them all in a fraction.
+        columns = "key, mode, filename, value" if with_values else "key, 0, NULL, NULL"
+        order = " ORDER BY key" if by_key else ""
+        for key, mode, filename, value in sql(f"SELECT {columns} FROM Cache WHERE raw = 1{order}"):
+            if not (isinstance(key, str) and is_entry_key(key)):
+                continue
+            if not with_values:
+                yield key, None
+                continue
+            try:
+                text = disk.fetch(mode, filename, value, False)
+            except Exception:  # a damaged or foreign value: unreadable, never fatal
+                text = None
+            yield key, text if isinstance(text, str) else None
 
     def get_text(self, key: str) -> str | None:
         """An entry's stored JSON text, whatever the mode."""
@@ -199,6 +226,10 @@ class ResponseCache:
 
     def delete_key(self, key: str) -> bool:
         return bool(self._open().delete(key, retry=True))
+
+    def batch(self) -> contextlib.AbstractContextManager[object]:
+        """One transaction for many writes (an import): far faster than one per write."""
+        return self._open().transact(retry=True)  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         return len(self._open()) if self.directory.exists() else 0

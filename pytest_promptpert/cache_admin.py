@@ -7,6 +7,7 @@ command line in ``cli.py`` only parses arguments and prints what these return.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -83,14 +84,15 @@ def parse_entry(key: str, text: str) -> Entry | None:
     return Entry(key, data, len(text.encode("utf-8")))
 
 
-def entries(cache: ResponseCache, unreadable: list[str] | None = None) -> Iterator[Entry]:
+def entries(
+    cache: ResponseCache, unreadable: list[str] | None = None, *, by_key: bool = False
+) -> Iterator[Entry]:
     """Every readable entry; the keys of unreadable ones go to *unreadable* when given."""
-    for key in cache.entry_keys():
-        text = cache.get_text(key)
+    for key, text in cache.entry_texts(by_key=by_key):
         entry = parse_entry(key, text) if text is not None else None
         if entry is not None:
             yield entry
-        elif text is not None and unreadable is not None:
+        elif unreadable is not None:
             unreadable.append(key)
 
 
@@ -293,17 +295,10 @@ def clear(cache: ResponseCache, progress: Progress = _no_progress) -> int:
 
 def export_lines(cache: ResponseCache, progress: Progress = _no_progress) -> Iterator[str]:
     """One JSON object per entry, sorted by key (so two exports diff cleanly), ``key`` first."""
-    keys = sorted(cache.entry_keys())
-    for done, key in enumerate(keys, 1):
-        text = cache.get_text(key)
-        if text is None:
-            continue
-        entry = parse_entry(key, text)
-        if entry is None:
-            continue
-        yield json.dumps({"key": key, **entry.data}, ensure_ascii=False, sort_keys=False)
+    for done, entry in enumerate(entries(cache, by_key=True), 1):
+        yield json.dumps({"key": entry.key, **entry.data}, ensure_ascii=False)
         if done % 1000 == 0:
-            progress(done, len(keys))
+            progress(done, None)
 
 
 def write_export(cache: ResponseCache, out: IO[str], progress: Progress = _no_progress) -> int:
@@ -351,23 +346,17 @@ class ImportResult:
     replaced: int = 0  # in the cache with another output, which was replaced (--replace)
 
 
-def read_import(path: Path) -> Iterable[tuple[str, str]]:
+def read_import(path: Path) -> list[tuple[str, str]]:
     """Every (key, text) of an export file, all checked before any is returned."""
     try:
         with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    _validated(line, f"{path}:{number}")
+            return [
+                _validated(line, f"{path}:{number}")
+                for number, line in enumerate(lines, 1)
+                if line.strip()
+            ]
     except (OSError, UnicodeDecodeError) as exc:
         raise CacheAdminError(f"cannot read {path}: {exc}") from None
-
-    def checked() -> Iterator[tuple[str, str]]:
-        with path.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, 1):
-                if line.strip():
-                    yield _validated(line, f"{path}:{number}")
-
-    return checked()
 
 
 def import_entries(
@@ -381,21 +370,31 @@ def import_entries(
     """Merge *items* into *cache*: new keys are added; an existing key keeps its answer unless
     *replace*."""
     result = ImportResult()
-    for done, (key, text) in enumerate(items, 1):
-        existing = cache.get_text(key)
-        if existing is None:
-            cache.set_text(key, text)
-            result.added += 1
-        elif _output(existing) == _output(text):
-            result.same += 1
-        elif replace:
-            cache.set_text(key, text)
-            result.replaced += 1
-        else:
-            result.kept += 1
-        if done % 1000 == 0:
-            progress(done, total)
-    return result
+    pending = iter(items)
+    done = 0
+    while True:
+        chunk = list(itertools.islice(pending, 1000))
+        if not chunk:
+            return result
+        with cache.batch():  # a transaction per thousand entries, not one per entry
+            for key, text in chunk:
+                _merge(cache, key, text, replace, result)
+        done += len(chunk)
+        progress(done, total)
+
+
+def _merge(cache: ResponseCache, key: str, text: str, replace: bool, result: ImportResult) -> None:
+    existing = cache.get_text(key)
+    if existing is None:
+        cache.set_text(key, text)
+        result.added += 1
+    elif _output(existing) == _output(text):
+        result.same += 1
+    elif replace:
+        cache.set_text(key, text)
+        result.replaced += 1
+    else:
+        result.kept += 1
 
 
 def _output(text: str) -> object:

@@ -303,7 +303,7 @@ def cache_import(args: argparse.Namespace, out: IO[str]) -> int:
     path = Path(args.file)
     items = admin.read_import(path)  # checks every line before anything is written
     result = admin.import_entries(
-        cache, items, replace=args.replace, progress=progress("importing")
+        cache, items, replace=args.replace, total=len(items), progress=progress("importing")
     )
     _end_progress()
     if args.json:

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 USAGE_DIR = "promptpert-usage"
 USAGE_VERSION = 1
@@ -60,6 +61,8 @@ class UsageTally:
             temporary = folder / f".{name}.tmp"
             temporary.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
             os.replace(temporary, folder / name)
+            if sum(1 for _ in folder.glob("[!_]*.json")) > COMPACT_AT:
+                compact(directory)
         except OSError:
             return None  # a read-only cache still serves hits; statistics are a bonus
         return folder / name
@@ -85,41 +88,103 @@ class Usage:
         return max(self.runs, key=lambda run: self.runs[run]) if self.runs else None
 
 
-def _tallies(directory: Path) -> Iterator[dict[str, object]]:
-    folder = directory / USAGE_DIR
+SUMMARY = "_summary.json"
+#: More tally files than this and the closing process folds older runs' into the summary.
+COMPACT_AT = 64
+
+
+def _tallies(folder: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
     if not folder.is_dir():
         return
-    for path in sorted(folder.glob("*.json")):
+    for path in sorted(folder.glob("[!_]*.json")):
         with contextlib.suppress(OSError, ValueError):
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and data.get("version") == USAGE_VERSION:
-                yield data
+                yield path, data
+
+
+def _summary(folder: Path) -> Usage:
+    usage = Usage()
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        data = json.loads((folder / SUMMARY).read_text(encoding="utf-8"))
+        usage.hits = {str(k): int(v) for k, v in data["hits"].items()}
+        usage.last_used = {str(k): float(v) for k, v in data["last_used"].items()}
+        usage.runs = {str(k): float(v) for k, v in data["runs"].items()}
+        usage.tokens_saved = int(data["tokens_saved"])
+        usage.cost_saved = float(data["cost_saved"])
+        usage.hit_count = int(data["hit_count"])
+    return usage
+
+
+def _add(usage: Usage, used_by_run: dict[str, set[str]], tally: dict[str, Any]) -> None:
+    run = str(tally.get("run", ""))
+    closed = float(tally.get("closed", 0.0))
+    hits, writes = tally.get("hits", {}), tally.get("writes", [])
+    if not isinstance(hits, dict) or not isinstance(writes, list):
+        return
+    usage.runs[run] = max(closed, usage.runs.get(run, 0.0))
+    keys = used_by_run.setdefault(run, set())
+    for key, saved in hits.items():
+        usage.hits[key] = usage.hits.get(key, 0) + 1
+        usage.hit_count += 1
+        if isinstance(saved, list) and len(saved) == 2:
+            usage.tokens_saved += int(saved[0])
+            usage.cost_saved += float(saved[1])
+    keys.update(hits)
+    keys.update(str(key) for key in writes)
+    for key in (*hits, *writes):
+        if closed > usage.last_used.get(key, 0.0):
+            usage.last_used[key] = closed
 
 
 def load_usage(directory: Path) -> Usage:
-    usage = Usage()
+    folder = directory / USAGE_DIR
+    usage = _summary(folder)
     used_by_run: dict[str, set[str]] = {}
-    for tally in _tallies(directory):
-        run = str(tally.get("run", ""))
-        closed = float(tally.get("closed", 0.0))  # type: ignore[arg-type]
-        hits = tally.get("hits", {})
-        writes = tally.get("writes", [])
-        if not isinstance(hits, dict) or not isinstance(writes, list):
-            continue
-        usage.runs[run] = max(closed, usage.runs.get(run, 0.0))
-        keys = used_by_run.setdefault(run, set())
-        for key, saved in hits.items():
-            usage.hits[key] = usage.hits.get(key, 0) + 1
-            usage.hit_count += 1
-            if isinstance(saved, list) and len(saved) == 2:
-                usage.tokens_saved += int(saved[0])
-                usage.cost_saved += float(saved[1])
-        keys.update(hits)
-        keys.update(str(key) for key in writes)
-        for key in (*hits, *writes):
-            if closed > usage.last_used.get(key, 0.0):
-                usage.last_used[key] = closed
+    for _, tally in _tallies(folder):
+        _add(usage, used_by_run, tally)
     last = usage.last_run
     if last is not None:
-        usage.last_run_keys = used_by_run[last]
+        usage.last_run_keys = used_by_run.get(last, set())
     return usage
+
+
+def compact(directory: Path) -> int:
+    """Fold every tally but the newest run's into the summary; how many files were folded.
+
+    One process at a time (an advisory lock; skipped where there is none, or when another
+    process holds it).
+    """
+    folder = directory / USAGE_DIR
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return 0
+    with open(folder / ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0
+        tallies = list(_tallies(folder))
+        if not tallies:
+            return 0
+        newest = max(tallies, key=lambda t: float(t[1].get("closed", 0.0)))[1].get("run")
+        folded = [(path, tally) for path, tally in tallies if tally.get("run") != newest]
+        usage = _summary(folder)
+        for _, tally in folded:
+            _add(usage, {}, tally)
+        data = {
+            "version": USAGE_VERSION,
+            "hits": usage.hits,
+            "last_used": usage.last_used,
+            "runs": usage.runs,
+            "tokens_saved": usage.tokens_saved,
+            "cost_saved": usage.cost_saved,
+            "hit_count": usage.hit_count,
+        }
+        temporary = folder / f".{SUMMARY}.tmp"
+        temporary.write_text(json.dumps(data, separators=(",", ":")), encoding="utf-8")
+        os.replace(temporary, folder / SUMMARY)
+        for path, _ in folded:
+            path.unlink(missing_ok=True)
+        return len(folded)

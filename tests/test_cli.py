@@ -293,3 +293,30 @@ def test_usage_tally_is_written_once_per_process_at_close(
     assert usage.hit_count == 1 and usage.hits == {one: 1}
     assert usage.runs.keys() == {"r1", "r2"} and usage.last_run == "r2"
     assert usage.last_run_keys == {one}
+
+
+def test_many_tallies_fold_into_a_summary_without_losing_counts(tmp_path: Path) -> None:
+    from pytest_promptpert.usage import COMPACT_AT, USAGE_DIR, UsageTally, load_usage
+
+    key = "ab" * 32
+    tally = UsageTally()
+    for run in range(COMPACT_AT + 5):
+        tally.hit(key, 10, 0.5)
+        tally.wrote(f"{run:064x}")
+        tally.flush(tmp_path, f"run-{run}")
+    files = [p.name for p in (tmp_path / USAGE_DIR).glob("*.json")]
+    assert len(files) < COMPACT_AT and "_summary.json" in files
+    usage = load_usage(tmp_path)
+    assert usage.hit_count == COMPACT_AT + 5 and usage.hits == {key: COMPACT_AT + 5}
+    assert usage.tokens_saved == 10 * (COMPACT_AT + 5)
+    assert len(usage.runs) == COMPACT_AT + 5
+    assert usage.last_run_keys == {key, f"{COMPACT_AT + 4:064x}"}
+
+
+def test_cli_commands_are_functions(tmp_path: Path) -> None:
+    import io
+
+    out = io.StringIO()
+    assert cli.main(["variants", "hi there", "--variants", "uppercase", "--json"], out=out) == 0
+    assert json.loads(out.getvalue()) == [{"variant": "uppercase", "text": "HI THERE", "no_op": False}]
+    assert cli.main(["cache", "stats", "--cache-dir", str(tmp_path / "none")], out=out) == 2
