@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -153,9 +154,15 @@ class ResponseCache:
             self._open().set(key, text)
             self.usage.wrote(key)
 
+    def lock(self, request: Request, *, expire: float = 600.0) -> AbstractContextManager[None]:
+        """Hold a lock on *request*'s key (see :meth:`lock_key`)."""
+        return self.lock_key(request.key(), expire=expire)
+
     @contextlib.contextmanager
-    def lock(self, request: Request, *, expire: float = 600.0) -> Iterator[None]:
-        """Hold a lock on *request*'s key across processes sharing this directory.
+    def lock_key(
+        self, key: str, cancelled: threading.Event | None = None, *, expire: float = 600.0
+    ) -> Iterator[None]:
+        """Hold a lock on *key* across processes sharing this directory (and the shared tier).
 
         The lock names its holder (host and pid): a waiter breaks the lock of a holder that
         died on this host (a SIGKILLed run) instead of waiting for it to expire.
@@ -164,7 +171,7 @@ class ResponseCache:
             yield
             return
         cache = self._open()
-        name = f"lock:{request.key()}"
+        name = f"lock:{key}"
         me = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         while not cache.add(name, me, expire=expire, retry=True):
             holder = cache.get(name, retry=True)
@@ -174,7 +181,7 @@ class ResponseCache:
             time.sleep(0.02)
         try:
             # one call per key across machines: the shared tier's lock inside the local one
-            with self.shared.lock(request.key()) if self.shared else contextlib.nullcontext():
+            with self.shared.lock(key, cancelled) if self.shared else contextlib.nullcontext():
                 yield
         finally:
             cache.delete(name, retry=True)
@@ -230,6 +237,10 @@ class ResponseCache:
     def batch(self) -> contextlib.AbstractContextManager[object]:
         """One transaction for many writes (an import): far faster than one per write."""
         return self._open().transact(retry=True)  # type: ignore[no-any-return]
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
 
     def __len__(self) -> int:
         return len(self._open()) if self.directory.exists() else 0

@@ -1,8 +1,8 @@
 """What ``promptpert cache`` does: read, select, prune, export and import cache entries.
 
-Pure functions over a :class:`~pytest_promptpert.cache.ResponseCache` (its ``keys``,
-``get_text``, ``set_text`` and ``delete_key``) and the usage tallies of ``usage.py``; the
-command line in ``cli.py`` only parses arguments and prints what these return.
+Pure functions over a store (``store.Store``: the local ``Store`` or a ``RedisStore``)
+and the usage tallies of ``usage.py``; the command line in ``cli.py`` only parses arguments
+and prints what these return.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from .cache import ResponseCache
 from .redact import public_params
 from .request import key_of, prompt_text
-from .store import is_entry_key
+from .store import Store, is_entry_key
 from .usage import USAGE_DIR, Usage
 
 #: Called with (done, total or None) as a long operation goes.
@@ -85,7 +84,7 @@ def parse_entry(key: str, text: str) -> Entry | None:
 
 
 def entries(
-    cache: ResponseCache, unreadable: list[str] | None = None, *, by_key: bool = False
+    cache: Store, unreadable: list[str] | None = None, *, by_key: bool = False
 ) -> Iterator[Entry]:
     """Every readable entry; the keys of unreadable ones go to *unreadable* when given."""
     for key, text in cache.entry_texts(by_key=by_key):
@@ -96,7 +95,7 @@ def entries(
             unreadable.append(key)
 
 
-def find(cache: ResponseCache, prefix: str) -> Entry:
+def find(cache: Store, prefix: str) -> Entry:
     """The entry whose key is or starts with *prefix* (at least 4 characters)."""
     prefix = prefix.strip().lower()
     if len(prefix) < 4 or not re.fullmatch(r"[0-9a-f]+", prefix):
@@ -108,7 +107,7 @@ def find(cache: ResponseCache, prefix: str) -> Entry:
     else:
         matches = [key for key in cache.entry_keys() if key.startswith(prefix)]
     if not matches:
-        raise CacheAdminError(f"KEY {prefix!r}: no entry in {cache.directory} has that key")
+        raise CacheAdminError(f"KEY {prefix!r}: no entry in {cache.location} has that key")
     if len(matches) > 1:
         raise CacheAdminError(
             f"KEY {prefix!r} matches {len(matches)} entries ({', '.join(matches[:3])}, ...);"
@@ -186,7 +185,7 @@ class Selection:
         return True
 
 
-def select(cache: ResponseCache, selection: Selection) -> Iterator[Entry]:
+def select(cache: Store, selection: Selection) -> Iterator[Entry]:
     return (entry for entry in entries(cache) if selection(entry))
 
 
@@ -233,9 +232,10 @@ class CacheStats:
 
 
 def cache_stats(
-    cache: ResponseCache, usage: Usage, progress: Progress = _no_progress
+    cache: Store, usage: Usage, directory: Path | None, progress: Progress = _no_progress
 ) -> CacheStats:
-    stats = CacheStats(directory=str(cache.directory))
+    """*directory*: the local cache's, for its size on disk (None for Redis)."""
+    stats = CacheStats(directory=cache.location)
     unreadable: list[str] = []
     for entry in entries(cache, unreadable):
         stats.entries += 1
@@ -250,7 +250,7 @@ def cache_stats(
             progress(stats.entries, None)
     stats.unreadable = len(unreadable)
     stats.models = dict(sorted(stats.models.items(), key=lambda kv: (-kv[1], kv[0])))
-    stats.size_on_disk = disk_size(cache.directory) if cache.directory.exists() else 0
+    stats.size_on_disk = disk_size(directory) if directory and directory.exists() else 0
     stats.hits = usage.hit_count
     stats.tokens_saved = usage.tokens_saved
     stats.cost_saved = usage.cost_saved
@@ -263,7 +263,7 @@ def cache_stats(
 
 
 def prune(
-    cache: ResponseCache,
+    cache: Store,
     selection: Selection,
     *,
     dry_run: bool = False,
@@ -279,21 +279,22 @@ def prune(
     return len(doomed), sum(size for _, size in doomed)
 
 
-def clear(cache: ResponseCache, progress: Progress = _no_progress) -> int:
+def clear(cache: Store, directory: Path | None, progress: Progress = _no_progress) -> int:
     """Delete every entry and the usage tallies; locks held by a running process stay."""
     keys = list(cache.entry_keys())
     for done, key in enumerate(keys, 1):
         cache.delete_key(key)
         if done % 1000 == 0:
             progress(done, len(keys))
-    shutil.rmtree(cache.directory / USAGE_DIR, ignore_errors=True)
+    if directory is not None:
+        shutil.rmtree(directory / USAGE_DIR, ignore_errors=True)
     return len(keys)
 
 
 # --- export and import ------------------------------------------------------------------------
 
 
-def export_lines(cache: ResponseCache, progress: Progress = _no_progress) -> Iterator[str]:
+def export_lines(cache: Store, progress: Progress = _no_progress) -> Iterator[str]:
     """One JSON object per entry, sorted by key (so two exports diff cleanly), ``key`` first."""
     for done, entry in enumerate(entries(cache, by_key=True), 1):
         yield json.dumps({"key": entry.key, **entry.data}, ensure_ascii=False)
@@ -301,7 +302,7 @@ def export_lines(cache: ResponseCache, progress: Progress = _no_progress) -> Ite
             progress(done, None)
 
 
-def write_export(cache: ResponseCache, out: IO[str], progress: Progress = _no_progress) -> int:
+def write_export(cache: Store, out: IO[str], progress: Progress = _no_progress) -> int:
     count = 0
     for line in export_lines(cache, progress):
         out.write(line + "\n")
@@ -360,7 +361,7 @@ def read_import(path: Path) -> list[tuple[str, str]]:
 
 
 def import_entries(
-    cache: ResponseCache,
+    cache: Store,
     items: Iterable[tuple[str, str]],
     *,
     replace: bool = False,
@@ -383,7 +384,7 @@ def import_entries(
         progress(done, total)
 
 
-def _merge(cache: ResponseCache, key: str, text: str, replace: bool, result: ImportResult) -> None:
+def _merge(cache: Store, key: str, text: str, replace: bool, result: ImportResult) -> None:
     existing = cache.get_text(key)
     if existing is None:
         cache.set_text(key, text)

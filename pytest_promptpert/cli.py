@@ -23,7 +23,8 @@ from typing import IO, Any
 from . import cache_admin as admin
 from .cache import ResponseCache
 from .settings import SettingsError, read_pyproject
-from .usage import load_usage
+from .store import Store
+from .usage import Usage, load_usage
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
 
@@ -59,12 +60,25 @@ def default_cache_dir(cwd: Path) -> Path:
     return cwd / ".promptpert_cache"
 
 
-def open_cache(args: argparse.Namespace, *, must_exist: bool = True) -> ResponseCache:
+def open_cache(args: argparse.Namespace, *, must_exist: bool = True) -> tuple[Store, Path | None]:
+    """The store a cache command works on, and its local directory (None for Redis)."""
+    if args.cache_url:
+        from .redis_store import RedisStore, SharedCacheError
+
+        try:
+            store = RedisStore(args.cache_url)
+        except (SharedCacheError, ValueError) as exc:
+            raise CommandError(f"--cache-url: {exc}") from None
+        try:
+            store.get_text("0" * 64)  # reachable?
+        except store.errors as exc:
+            raise CommandError(f"--cache-url {store.location}: {exc}") from None
+        return store, None
     directory = Path(args.cache_dir) if args.cache_dir else default_cache_dir(Path.cwd())
     if must_exist and not directory.is_dir():
         where = "--cache-dir" if args.cache_dir else "the default (see --help)"
         raise CommandError(f"no cache at {directory} ({where})")
-    return ResponseCache(directory)
+    return ResponseCache(directory), directory
 
 
 def progress(label: str) -> admin.Progress:
@@ -131,8 +145,9 @@ def load_report(path: str) -> dict[str, Any]:
 
 
 def cache_stats(args: argparse.Namespace, out: IO[str]) -> int:
-    cache = open_cache(args)
-    stats = admin.cache_stats(cache, load_usage(cache.directory), progress("reading"))
+    cache, directory = open_cache(args)
+    usage = load_usage(directory) if directory else Usage()
+    stats = admin.cache_stats(cache, usage, directory, progress("reading"))
     _end_progress()
     if args.json:
         _print_json(stats.as_dict(), out)
@@ -160,16 +175,18 @@ def cache_stats(args: argparse.Namespace, out: IO[str]) -> int:
     return EXIT_OK
 
 
-def _selection(args: argparse.Namespace, cache: ResponseCache) -> admin.Selection:
+def _selection(args: argparse.Namespace, directory: Path | None) -> admin.Selection:
     now = time.time()
     since = getattr(args, "since", None)
     older = getattr(args, "older_than", None)
     keep = None
     if getattr(args, "unused_since_run", False):
-        usage = load_usage(cache.directory)
+        usage = load_usage(directory) if directory else Usage()
         if usage.last_run is None:
             raise CommandError(
-                f"--unused-since-run: no run has recorded its use of {cache.directory} yet"
+                f"--unused-since-run: no run has recorded its use of {directory} yet"
+                if directory
+                else "--unused-since-run works on a local --cache-dir (runs record use there)"
             )
         keep = frozenset(usage.last_run_keys)
     return admin.Selection(
@@ -194,8 +211,9 @@ def _summary(entry: admin.Entry) -> dict[str, Any]:
 
 
 def cache_ls(args: argparse.Namespace, out: IO[str]) -> int:
-    cache = open_cache(args)
-    found = sorted(admin.select(cache, _selection(args, cache)), key=lambda e: (e.created, e.key))
+    cache, directory = open_cache(args)
+    selection = _selection(args, directory)
+    found = sorted(admin.select(cache, selection), key=lambda e: (e.created, e.key))
     if args.limit is not None:
         found = found[-args.limit :]
     if args.json:
@@ -219,7 +237,7 @@ def cache_ls(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cache_show(args: argparse.Namespace, out: IO[str]) -> int:
-    cache = open_cache(args)
+    cache, _ = open_cache(args)
     entry = admin.find(cache, args.key)
     if args.json:
         _print_json({"key": entry.key, **entry.data}, out)
@@ -251,9 +269,9 @@ def cache_show(args: argparse.Namespace, out: IO[str]) -> int:
 def cache_prune(args: argparse.Namespace, out: IO[str]) -> int:
     if not (args.older_than or args.model or args.unused_since_run):
         raise CommandError("prune needs --older-than, --model or --unused-since-run")
-    cache = open_cache(args)
+    cache, directory = open_cache(args)
     count, size = admin.prune(
-        cache, _selection(args, cache), dry_run=args.dry_run, progress=progress("pruning")
+        cache, _selection(args, directory), dry_run=args.dry_run, progress=progress("pruning")
     )
     _end_progress()
     verb = "would prune" if args.dry_run else "pruned"
@@ -265,16 +283,16 @@ def cache_prune(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cache_clear(args: argparse.Namespace, out: IO[str]) -> int:
-    cache = open_cache(args)
+    cache, directory = open_cache(args)
     count = sum(1 for _ in cache.entry_keys())
     if not args.yes:
-        sys.stderr.write(f"delete all {count} entries in {cache.directory}? [y/N] ")
+        sys.stderr.write(f"delete all {count} entries in {cache.location}? [y/N] ")
         sys.stderr.flush()
         answer = sys.stdin.readline().strip().lower()
         if answer not in ("y", "yes"):
             out.write("nothing deleted\n")
             return EXIT_FOUND
-    cleared = admin.clear(cache, progress("deleting"))
+    cleared = admin.clear(cache, directory, progress("deleting"))
     _end_progress()
     if args.json:
         _print_json({"deleted": cleared}, out)
@@ -284,7 +302,7 @@ def cache_clear(args: argparse.Namespace, out: IO[str]) -> int:
 
 
 def cache_export(args: argparse.Namespace, out: IO[str]) -> int:
-    cache = open_cache(args)
+    cache, _ = open_cache(args)
     if args.file == "-":
         count = admin.write_export(cache, out)
     else:
@@ -294,12 +312,12 @@ def cache_export(args: argparse.Namespace, out: IO[str]) -> int:
         except OSError as exc:
             raise CommandError(f"cannot write {args.file}: {exc}") from None
         _end_progress()
-    sys.stderr.write(f"exported {count} entries from {cache.directory}\n")
+    sys.stderr.write(f"exported {count} entries from {cache.location}\n")
     return EXIT_OK
 
 
 def cache_import(args: argparse.Namespace, out: IO[str]) -> int:
-    cache = open_cache(args, must_exist=False)
+    cache, _ = open_cache(args, must_exist=False)
     path = Path(args.file)
     items = admin.read_import(path)  # checks every line before anything is written
     result = admin.import_entries(
@@ -310,7 +328,7 @@ def cache_import(args: argparse.Namespace, out: IO[str]) -> int:
         _print_json(vars(result), out)
     else:
         out.write(
-            f"imported into {cache.directory}: {result.added} added, {result.same} already there,"
+            f"imported into {cache.location}: {result.added} added, {result.same} already there,"
             f" {result.kept} kept (different answer already cached), {result.replaced} replaced\n"
         )
     return EXIT_OK
@@ -401,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="the cache directory (default: PROMPTPERT_CACHE_DIR, else cache_dir in the nearest"
         " pyproject.toml's [tool.promptpert], else .promptpert_cache next to it)",
+    )
+    common.add_argument(
+        "--cache-url",
+        metavar="URL",
+        help="work on the shared cache in Redis (redis://host:6379/0) instead of a directory",
     )
     common.add_argument("--json", action="store_true", help="print JSON for machines")
 

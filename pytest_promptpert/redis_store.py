@@ -83,6 +83,19 @@ class RedisStore:
             if is_entry_key(key):
                 yield key
 
+    def entry_texts(self, *, by_key: bool = False) -> Iterator[tuple[str, str | None]]:
+        keys = list(self.entry_keys())
+        if by_key:
+            keys.sort()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            values = self._redis.mget([ENTRY_PREFIX + key for key in chunk])
+            for key, value in zip(chunk, values, strict=True):
+                yield key, value if isinstance(value, str) else None
+
+    def batch(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
     @contextlib.contextmanager
     def lock_key(self, key: str, cancelled: threading.Event | None = None) -> Iterator[None]:
         """Hold *key*'s lock across every machine on this Redis."""

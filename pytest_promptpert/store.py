@@ -24,8 +24,8 @@ def is_entry_key(key: str) -> bool:
 class Store(Protocol):
     """Text values by key, a lock per key across processes, and iteration over entries."""
 
-    #: where it lives, for messages (a directory, or a URL without its password)
-    location: str
+    @property
+    def location(self) -> str: ...  # for messages: a directory, or a URL without its password
 
     def get_text(self, key: str) -> str | None: ...
 
@@ -34,6 +34,10 @@ class Store(Protocol):
     def delete_key(self, key: str) -> bool: ...
 
     def entry_keys(self) -> Iterator[str]: ...
+
+    def entry_texts(self, *, by_key: bool = False) -> Iterator[tuple[str, str | None]]: ...
+
+    def batch(self) -> AbstractContextManager[object]: ...  # many writes at once
 
     def lock_key(
         self, key: str, cancelled: threading.Event | None = None

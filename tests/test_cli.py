@@ -318,5 +318,7 @@ def test_cli_commands_are_functions(tmp_path: Path) -> None:
 
     out = io.StringIO()
     assert cli.main(["variants", "hi there", "--variants", "uppercase", "--json"], out=out) == 0
-    assert json.loads(out.getvalue()) == [{"variant": "uppercase", "text": "HI THERE", "no_op": False}]
+    assert json.loads(out.getvalue()) == [
+        {"variant": "uppercase", "text": "HI THERE", "no_op": False}
+    ]
     assert cli.main(["cache", "stats", "--cache-dir", str(tmp_path / "none")], out=out) == 2

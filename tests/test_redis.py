@@ -3,6 +3,7 @@ processes and machines, Redis going away mid-run, no credential in any value."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -97,6 +98,29 @@ def test_a_second_machine_reads_through_the_shared_cache(
     ) as llm:
         assert llm("What is 6 x 7?") == first
     assert not any(SENTINEL_KEY in value for value in shared.values())
+
+    # promptpert cache commands work on the shared cache too
+    command = [str(Path(sys.executable).with_name("promptpert")), "cache"]
+    listed = subprocess.run(
+        [*command, "ls", "--json", "--cache-url", shared.url], capture_output=True, text=True
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [row["output"] for row in json.loads(listed.stdout)] == [first]
+    exported = tmp_path / "shared.jsonl"
+    subprocess.run([*command, "export", str(exported), "--cache-url", shared.url], check=True)
+    assert json.loads(exported.read_text())["output"] == first
+    gone = subprocess.run(
+        [*command, "stats", "--cache-url", f"redis://127.0.0.1:{free_port()}/0"],
+        capture_output=True,
+        text=True,
+    )
+    assert gone.returncode == 2 and "--cache-url redis://127.0.0.1" in gone.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 SIGN_TEST = """
