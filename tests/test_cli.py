@@ -11,7 +11,7 @@ import pytest
 from conftest import SENTINEL_KEY
 from fake_provider import FakeProvider
 
-from pytest_promptpert import cli
+from pytest_promptpert import cli, cli_cache
 
 SIGN = "create a sign with a message on it that describes your situation"
 SIGN_TEST = f'''
@@ -265,9 +265,9 @@ def test_default_cache_dir_follows_pyproject(tmp_path: Path, monkeypatch) -> Non
     monkeypatch.delenv("PROMPTPERT_CACHE_DIR", raising=False)
     (tmp_path / "pyproject.toml").write_text('[tool.promptpert]\ncache_dir = "var/answers"\n')
     (tmp_path / "sub").mkdir()
-    assert cli.default_cache_dir(tmp_path / "sub") == tmp_path / "var" / "answers"
+    assert cli_cache.default_cache_dir(tmp_path / "sub") == tmp_path / "var" / "answers"
     monkeypatch.setenv("PROMPTPERT_CACHE_DIR", "elsewhere")
-    assert cli.default_cache_dir(tmp_path / "sub") == tmp_path / "sub" / "elsewhere"
+    assert cli_cache.default_cache_dir(tmp_path / "sub") == tmp_path / "sub" / "elsewhere"
 
 
 def test_usage_tally_is_written_once_per_process_at_close(
