@@ -23,7 +23,8 @@ from .cli_text import (
     size,
     table,
 )
-from .settings import SettingsError, read_pyproject
+from .config_files import read_pyproject
+from .settings import SettingsError
 from .store import Store
 from .usage import Usage, load_usage
 

@@ -225,4 +225,3 @@ def test_a_missing_redis_package_is_a_clear_error(
     with pytest.raises(SharedCacheError, match=r"pip install 'pytest-promptpert\[redis\]'") as info:
         CachedLLM("openai/x", cache_dir=tmp_path, cache_url=f"redis://:{PASSWORD}@h:1/0")
     assert PASSWORD not in str(info.value)
-
