@@ -12,6 +12,7 @@ from conftest import SENTINEL_KEY
 from fake_provider import FakeProvider
 
 from pytest_promptpert import cli, cli_cache
+from pytest_promptpert.request import key_of
 
 SIGN = "create a sign with a message on it that describes your situation"
 SIGN_TEST = f'''
@@ -322,3 +323,33 @@ def test_cli_commands_are_functions(tmp_path: Path) -> None:
         {"variant": "uppercase", "text": "HI THERE", "no_op": False}
     ]
     assert cli.main(["cache", "stats", "--cache-dir", str(tmp_path / "none")], out=out) == 2
+
+
+def test_progress_count_only_on_a_terminal(tmp_path: Path) -> None:
+    import os
+    import pty  # POSIX only, as the suite's subprocess tests are
+
+    source = tmp_path / "one.jsonl"
+    messages = [{"role": "user", "content": "hi"}]
+    request = {"model": "m", "messages": messages, "params": {}, "sample": 0}
+    source.write_text(
+        json.dumps({"key": key_of(request), "output": "x", "request": request}) + "\n"
+    )
+    quiet = promptpert(
+        "cache", "import", str(source), "--cache-dir", str(tmp_path / "a"), cwd=tmp_path
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run(
+            [str(PROMPTPERT), "cache", "import", str(source), "--cache-dir", str(tmp_path / "b")],
+            stdout=subprocess.PIPE,
+            stderr=follower,
+            timeout=60,
+        )
+        shown = os.read(leader, 4096).decode()
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert done.returncode == 0
+    assert "importing 1/1" in shown
