@@ -143,7 +143,9 @@ def cache_ls(args: argparse.Namespace, out: IO[str]) -> int:
     selection = _selection(args, directory)
     found = sorted(admin.select(cache, selection), key=lambda e: (e.created, e.key))
     if args.limit is not None:
-        found = found[-args.limit :]
+        if args.limit < 0:
+            raise CommandError(f"--limit: {args.limit} is not a count (0 or more)")
+        found = found[len(found) - min(args.limit, len(found)) :]
     if args.json:
         print_json([_summary(e) for e in found], out)
         return EXIT_OK

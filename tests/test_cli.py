@@ -90,6 +90,9 @@ def test_ls_filters_and_show_prints_one_entry(run) -> None:
     )
     future = promptpert("cache", "ls", "--since", "2999-01-01", "--json", cwd=run.path)
     assert json.loads(future.stdout) == []
+    assert promptpert("cache", "ls", "--limit", "0", cwd=run.path).stdout == "0 entries\n"
+    newest = json.loads(promptpert("cache", "ls", "--limit", "1", "--json", cwd=run.path).stdout)
+    assert len(newest) == 1
     table = promptpert("cache", "ls", cwd=run.path).stdout
     assert "5 entries" in table and "openai/period" in table
 
