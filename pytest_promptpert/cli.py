@@ -54,25 +54,31 @@ def load_report(path: str) -> dict[str, Any]:
 
 
 def variants(args: argparse.Namespace, out: IO[str]) -> int:
-    from .variants import ORIGINAL, VariantCatalog
+    from .variants import CONTROL, ORIGINAL, VariantCatalog
 
     catalog = VariantCatalog()
     names = [n.strip() for part in args.variants or [] for n in part.split(",") if n.strip()]
     try:
         chosen = catalog.expand(names) if names else catalog.names()
-        rows = [(name, catalog.apply(name, args.text)) for name in chosen]
+        # control asks the unchanged text again (another sample): never a no-op
+        rows = [
+            (name, text, text == args.text and name != CONTROL)
+            for name in chosen
+            for text in [catalog.apply(name, args.text)]
+        ]
     except ValueError as exc:
         raise CommandError(f"--variants: {exc}") from None
     if args.json:
-        print_json([{"variant": n, "text": t, "no_op": t == args.text} for n, t in rows], out)
+        print_json([{"variant": n, "text": t, "no_op": no_op} for n, t, no_op in rows], out)
         return EXIT_OK
+    notes = {CONTROL: "  (the same text, asked again)"}
     lines = table(
         [
             ["variant", "text"],
             [ORIGINAL, repr(args.text)],
             *(
-                [n, repr(t) + ("  (no-op: unchanged, skipped)" if t == args.text else "")]
-                for n, t in rows
+                [n, repr(t) + ("  (no-op: unchanged, skipped)" if no_op else notes.get(n, ""))]
+                for n, t, no_op in rows
             ),
         ]
     )

@@ -217,6 +217,8 @@ def test_variants_previews_every_variant_and_marks_no_ops(tmp_path: Path) -> Non
         promptpert("variants", "x y", "--variants", "double_space", "--json", cwd=tmp_path).stdout
     )
     assert data == [{"variant": "double_space", "text": "x  y", "no_op": False}]
+    control = promptpert("variants", "x", "--variants", "control", "--json", cwd=tmp_path)
+    assert json.loads(control.stdout) == [{"variant": "control", "text": "x", "no_op": False}]
     unknown = promptpert("variants", "hi", "--variants", "add_perod", cwd=tmp_path)
     assert unknown.returncode == 2 and "unknown variant 'add_perod'" in unknown.stderr
 
