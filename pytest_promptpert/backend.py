@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar
 
 from .redact import redact_url, scrub, secret_values
 from .request import Completion, Request
 
 _import_lock = threading.Lock()
+_litellm: Any = None
 
 #: HTTP statuses worth another try: rate limits, timeouts and server trouble.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
@@ -31,29 +35,138 @@ KEY_ENV = {
 }
 
 
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().partition("\n")[0]
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 class ProviderError(RuntimeError):
     """A model call that failed for good (after retries). Never cached."""
 
-    def __init__(self, model: str, status: int | None, message: str) -> None:
+    #: Every call to the same model and endpoint would fail the same way (no API key, no local
+    #: extra, unknown model): the client makes no further call, and says so briefly.
+    run_wide: ClassVar[bool] = False
+
+    def __init__(
+        self, model: str, status: int | None, message: str, *, headline: str | None = None
+    ) -> None:
         self.model = model
         self.status = status
         self.message = message
+        #: the failure in a few words, for the pointers to it and the terminal summary
+        self.headline = headline or _first_line(message)
+        #: on a repeat (see :meth:`again`): the failure met first
+        self.first: ProviderError | None = None
         where = f"HTTP {status}" if status else "no HTTP status"
         super().__init__(f"model {model!r} failed ({where}): {message}")
 
+    def again(self) -> ProviderError:
+        """This run-wide failure met by a later call: the same class, a message pointing back."""
+        repeat = self.__class__.__new__(self.__class__)
+        ProviderError.__init__(
+            repeat,
+            self.model,
+            self.status,
+            f"same error as an earlier call: {self.headline}; see the first one",
+            headline=self.headline,
+        )
+        repeat.first = self
+        return repeat
+
+
+def run_wide_lines(headlines: list[str]) -> list[str]:
+    """One summary line per run-wide failure, from the headline each item that met it gave."""
+    counts: dict[str, int] = {}
+    for headline in headlines:
+        counts[headline] = counts.get(headline, 0) + 1
+    return [
+        f"promptpert: {headline} — the same error in {n} item{'s' if n != 1 else ''},"
+        " shown in full once above"
+        for headline, n in counts.items()
+    ]
+
 
 class AuthenticationFailed(ProviderError):
-    """The provider refused the credentials (or there were none)."""
+    """The provider refused the credentials, or there were none."""
+
+    run_wide = True
+
+
+class UnknownModel(ProviderError):
+    """litellm cannot tell which provider the model string means, or the provider has no such
+    model."""
+
+    run_wide = True
+
+
+class RequestRefused(ProviderError):
+    """The request never left this process: a test plugin (pytest-recording / vcrpy,
+    pytest-socket, ...) refused it. Not retried; the original exception is the cause."""
+
+
+#: litellm's debug prints ("Give Feedback / Get Help", "Provider List") are off while a call of
+#: ours is in flight and back to the application's setting after: counted across threads.
+_quiet_lock = threading.Lock()
+_quiet_calls = 0
+_quiet_saved: Any = None
+
+
+@contextlib.contextmanager
+def _quiet(litellm: Any) -> Iterator[None]:
+    global _quiet_calls, _quiet_saved
+    with _quiet_lock:
+        if _quiet_calls == 0:
+            _quiet_saved = litellm.suppress_debug_info
+            litellm.suppress_debug_info = True
+        _quiet_calls += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_calls -= 1
+            if _quiet_calls == 0:
+                litellm.suppress_debug_info = _quiet_saved
+
+
+def _load_lazy_modules(litellm: Any) -> None:
+    """Load now the modules litellm imports on its first call, which warn (pydantic notes).
+
+    A mock call: no request is sent, and ``no-log`` keeps the application's callbacks out of it.
+    """
+    with contextlib.suppress(Exception), _quiet(litellm):
+        litellm.completion(
+            model="openai/promptpert-warm-up",
+            messages=[{"role": "user", "content": "warm up"}],
+            mock_response="ok",
+            **{"no-log": True},
+        )
 
 
 def import_litellm() -> Any:
-    """litellm, imported once, without its network price-map download."""
-    with _import_lock:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+    """litellm, imported once, without its network price-map download.
 
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
+    Nothing of the import stays behind for the code under test: the environment variable that
+    keeps litellm offline is set only while it imports (unless the user set it), and warnings
+    raised by the import and by the modules litellm loads on its first call (deprecations,
+    pydantic notes) are not recorded against whichever test happens to be running.
+    """
+    global _litellm
+    with _import_lock:
+        if _litellm is not None:
+            return _litellm
+        added = "LITELLM_LOCAL_MODEL_COST_MAP" not in os.environ
+        if added:
+            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import litellm
+
+                _load_lazy_modules(litellm)
+        finally:
+            if added:
+                os.environ.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
+        _litellm = litellm
         return litellm
 
 
@@ -89,6 +202,58 @@ def _is_retryable(litellm: Any, exc: BaseException) -> bool:
     return _status(exc) in RETRYABLE_STATUS
 
 
+#: Where the exceptions of test plugins that refuse requests come from: vcrpy (pytest-recording),
+#: pytest-socket, pytest-httpx, respx, pytest itself and conftest files.
+_REFUSERS = ("vcr", "pytest", "_pytest", "respx", "responses", "conftest")
+_NETWORK_DISABLED = re.compile(r"network is disabled", re.IGNORECASE)
+_MISSING_KEY = re.compile(r"missing (credentials|[\w ]{0,40}api[ _-]?key)", re.IGNORECASE)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """*exc* and the exceptions it was raised from or while handling, innermost last."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _refused_in_process(exc: BaseException) -> BaseException | None:
+    """The exception a test plugin raised inside the HTTP stack, which litellm wrapped.
+
+    vcrpy's ``CannotOverwriteExistingCassetteException``, pytest-socket's
+    ``SocketBlockedError``, pytest-recording's ``RuntimeError("Network is disabled ...")``:
+    litellm reports each as an HTTP 500 from the provider, which it is not.
+    """
+    for link in list(_chain(exc))[1:]:
+        module = type(link).__module__
+        package = module.partition(".")[0]
+        if (package.startswith(_REFUSERS) and package != "pytest_promptpert") or (
+            type(link) is RuntimeError and _NETWORK_DISABLED.search(str(link))
+        ):
+            return link
+    return None
+
+
+def _missing_credentials(exc: BaseException) -> str | None:
+    """What the SDK said when it refused to send the request for want of a key, if it did.
+
+    litellm reports a missing OpenAI key as ``InternalServerError`` (HTTP 500), a missing Gemini
+    key as ``APIConnectionError``, a missing Anthropic key as ``AuthenticationError``.
+    """
+    said = [str(link) for link in _chain(exc) if _MISSING_KEY.search(str(link))]
+    return said[-1] if said else None
+
+
+def _unknown_model(litellm: Any, exc: BaseException) -> bool:
+    if isinstance(exc, litellm.exceptions.NotFoundError):
+        return True
+    return isinstance(exc, litellm.exceptions.BadRequestError) and (
+        "LLM Provider NOT provided" in str(exc)
+    )
+
+
 def _auth_hint(model: str, api_base: str | None) -> str:
     provider = model.split("/", 1)[0] if "/" in model else "openai"
     env = KEY_ENV.get(provider)
@@ -98,15 +263,15 @@ def _auth_hint(model: str, api_base: str | None) -> str:
         hint = f"set {env}"
     else:
         hint = f"set the API key litellm expects for provider {provider!r}"
-    if api_base:
-        hint += f" (api_base {redact_url(api_base)})"
-    return hint + ", or pass api_key=... to the call"
+    hint += ", or pass api_key=... to the call"
+    return hint + (f" (api_base {redact_url(api_base)})" if api_base else "")
 
 
 def _cost(litellm: Any, response: Any) -> float:
     """Estimated USD from litellm's bundled price map; 0.0 for models it does not price."""
     try:
-        return float(litellm.completion_cost(completion_response=response) or 0.0)
+        with _quiet(litellm):
+            return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:
         return 0.0
 
@@ -161,9 +326,12 @@ def estimate(request: Request) -> tuple[int, float]:
         return prompt_tokens + completion_tokens, 0.0
     litellm = import_litellm()
     try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=request.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
+        with _quiet(litellm):
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=request.model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
         cost = float(prompt_cost) + float(completion_cost)
     except Exception:
         cost = 0.0
@@ -217,8 +385,8 @@ class LiteLLMBackend:
     def call(self, request: Request) -> Completion:
         if request.kind == "embedding" and request.model.startswith("local/"):
             return self._embed_locally(request)
-        litellm = import_litellm()
         model, api_base, endpoint, route_params = self._route(request)
+        litellm = import_litellm()
         params = {**route_params, **request.params}
         if "extra_body" in route_params and "extra_body" in request.params:
             params["extra_body"] = {**route_params["extra_body"], **request.params["extra_body"]}
@@ -235,21 +403,24 @@ class LiteLLMBackend:
             embedding: tuple[float, ...] | None = None
             margin: float | None = None
             try:
-                if request.kind == "embedding":
-                    response = litellm.embedding(model=model, input=[request.prompt], **params)
-                    embedding = _embedding(response)
-                    output = ""
-                elif endpoint == "text":
-                    response = litellm.text_completion(
-                        model=model, prompt=self._as_text(request), **params
-                    )
-                    output = response.choices[0].text or ""
-                    margin = _first_token_margin(response.choices[0])
-                else:
-                    response = litellm.completion(model=model, messages=request.messages, **params)
-                    message = response.choices[0].message
-                    output = message.content or ""
-                    tool_calls = _tool_calls(message)
+                with _quiet(litellm):
+                    if request.kind == "embedding":
+                        response = litellm.embedding(model=model, input=[request.prompt], **params)
+                        embedding = _embedding(response)
+                        output = ""
+                    elif endpoint == "text":
+                        response = litellm.text_completion(
+                            model=model, prompt=self._as_text(request), **params
+                        )
+                        output = response.choices[0].text or ""
+                        margin = _first_token_margin(response.choices[0])
+                    else:
+                        response = litellm.completion(
+                            model=model, messages=request.messages, **params
+                        )
+                        message = response.choices[0].message
+                        output = message.content or ""
+                        tool_calls = _tool_calls(message)
             except Exception as exc:
                 if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
                     raise
@@ -257,11 +428,42 @@ class LiteLLMBackend:
                     # A dead local server is not worth retrying: say so, with its exit code.
                     self._local.check(request.model)
                 message = scrub(str(getattr(exc, "message", exc)), secrets)
+                refused = _refused_in_process(exc)
+                if refused is not None:
+                    name = f"{type(refused).__module__}.{type(refused).__qualname__}"
+                    raise RequestRefused(
+                        request.model,
+                        None,
+                        f"the request never left this process: {name}:"
+                        f" {scrub(str(refused), secrets)} (raised by a test plugin such as"
+                        " pytest-recording/vcrpy or pytest-socket: record the cassette, or"
+                        " allow the network for this test)",
+                        headline=f"refused by {name}",
+                    ) from refused
+                hint = _auth_hint(model, params.get("api_base"))
+                missing = _missing_credentials(exc)
+                if missing is not None:
+                    raise AuthenticationFailed(
+                        request.model,
+                        None,  # nothing was sent: no HTTP status
+                        f"missing API key: {hint}. The SDK said: {scrub(missing, secrets)}",
+                        headline=f"missing API key: {hint}",
+                    ) from None
                 if isinstance(exc, litellm.exceptions.AuthenticationError):
                     raise AuthenticationFailed(
                         request.model,
                         _status(exc),
-                        f"{message} — {_auth_hint(model, params.get('api_base'))}",
+                        f"{message} — {hint}",
+                        headline=f"credentials refused: {hint}",
+                    ) from None
+                if _unknown_model(litellm, exc):
+                    raise UnknownModel(
+                        request.model,
+                        _status(exc) if _status(exc) == 404 else None,  # 400: litellm's own
+                        f"{message} — check the model string: litellm's form is"
+                        " 'provider/model', e.g. 'openai/gpt-4o-mini'"
+                        " (https://docs.litellm.ai/docs/providers)",
+                        headline=f"unknown model {request.model!r}",
                     ) from None
                 if attempt >= self.retries or not _is_retryable(litellm, exc):
                     status = _status(exc)
