@@ -81,7 +81,7 @@ def run_wide_lines(headlines: list[str]) -> list[str]:
         counts[headline] = counts.get(headline, 0) + 1
     return [
         f"promptpert: {headline} — the same error in {n} item{'s' if n != 1 else ''},"
-        " shown in full once above"
+        " shown in full above"
         for headline, n in counts.items()
     ]
 
@@ -132,12 +132,15 @@ def _load_lazy_modules(litellm: Any) -> None:
     """Load now the modules litellm imports on its first call, which warn (pydantic notes).
 
     A mock call: no request is sent, and ``no-log`` keeps the application's callbacks out of it.
+    Without this, those warnings land on whichever test makes the first call (or, with
+    ``-W error``, fail it).
     """
     with contextlib.suppress(Exception), _quiet(litellm):
         litellm.completion(
             model="openai/promptpert-warm-up",
             messages=[{"role": "user", "content": "warm up"}],
             mock_response="ok",
+            caching=False,  # nor the application's litellm.cache, if it set one
             **{"no-log": True},
         )
 

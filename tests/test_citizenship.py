@@ -72,6 +72,27 @@ def test_an_error_every_item_meets_is_explained_once(project, provider, monkeypa
     assert provider.headers_seen == []
 
 
+def test_an_error_every_item_meets_is_summed_up_across_xdist_workers(
+    project, provider, monkeypatch
+):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    pytester = project("stable")
+    pytester.makepyfile(test_fan_out=FAN_OUT)
+    result = pytester.runpytest("-n", "2", "-rN")
+    result.assert_outcomes(errors=5)
+    lines = result.stdout.lines
+    full = [line for line in lines if line.startswith("AuthenticationFailed: model ")]
+    pointers = [line for line in lines if line.startswith("AuthenticationFailed: same error as ")]
+    assert 1 <= len(full) <= 2  # once in each worker that met it
+    assert len(full) + len(pointers) == 5
+    result.stdout.fnmatch_lines(
+        [
+            "promptpert: model 'openai/stable': missing API key: set OPENAI_API_KEY*"
+            " the same error in 5 items*"
+        ]
+    )
+
+
 ASYNC_TESTS = """
 import pytest
 
