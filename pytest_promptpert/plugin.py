@@ -101,7 +101,7 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-class UnreadSettingsWarning(pytest.PytestWarning):
+class UnreadSettingsWarning(pytest.PytestWarning, warning_types.PromptpertWarning):
     """Settings that pytest-promptpert does not read, though they look meant for it.
 
     A ``[tool.promptpert]`` table in a ``pyproject.toml`` other than the rootdir's, or a
