@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 
 from . import hookspecs, warning_types
-from .backend import ProviderError, run_wide_lines
 from .baseline import load_baseline
 from .client import CachedLLM, CacheMissError, Planned
 from .compare import NothingToCompare
 from .config_files import hidden_tables, hidden_tables_message, read_pyproject, table_line
 from .extract import ExtractCallableError
+from .failures import ProviderError, run_wide_lines
 from .metrics import MetricCatalog, builtin_metrics
 from .outputs import RunResults
 from .report import header_line

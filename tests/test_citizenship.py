@@ -12,7 +12,8 @@ import yaml
 from fake_provider import FakeProvider
 
 from pytest_promptpert import AuthenticationFailed, CachedLLM
-from pytest_promptpert.backend import LiteLLMBackend, RequestRefused
+from pytest_promptpert.backend import LiteLLMBackend
+from pytest_promptpert.failures import RequestRefused
 from pytest_promptpert.request import Request
 
 FAN_OUT = """
