@@ -10,6 +10,7 @@ from .client import CachedLLM, CacheMissError, Stats
 from .compare import Comparison
 from .request import Completion, Request
 from .variants import BUILTIN_VARIANTS, Variant, VariantCatalog
+from .warning_types import CacheWarning, PromptpertWarning
 
 __version__ = "0.1.0"
 
@@ -17,9 +18,11 @@ __all__ = [
     "BUILTIN_VARIANTS",
     "AuthenticationFailed",
     "CacheMissError",
+    "CacheWarning",
     "CachedLLM",
     "Comparison",
     "Completion",
+    "PromptpertWarning",
     "ProviderError",
     "Request",
     "Stats",

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from .failures import AuthenticationFailed as AuthenticationFailed  # re-exported: its first home
+from .failures import ProviderError as ProviderError  # re-exported: its first home
+from .failures import RequestRefused, UnknownModel, missing_credentials, refused_in_process
 from .redact import redact_url, scrub, secret_values
 from .request import Completion, Request
 
 _import_lock = threading.Lock()
+_litellm: Any = None
 
 #: HTTP statuses worth another try: rate limits, timeouts and server trouble.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
@@ -31,29 +37,72 @@ KEY_ENV = {
 }
 
 
-class ProviderError(RuntimeError):
-    """A model call that failed for good (after retries). Never cached."""
-
-    def __init__(self, model: str, status: int | None, message: str) -> None:
-        self.model = model
-        self.status = status
-        self.message = message
-        where = f"HTTP {status}" if status else "no HTTP status"
-        super().__init__(f"model {model!r} failed ({where}): {message}")
+#: litellm's debug prints ("Give Feedback / Get Help", "Provider List") are off while a call of
+#: ours is in flight and back to the application's setting after: counted across threads.
+_quiet_lock = threading.Lock()
+_quiet_calls = 0
+_quiet_saved: Any = None
 
 
-class AuthenticationFailed(ProviderError):
-    """The provider refused the credentials (or there were none)."""
+@contextlib.contextmanager
+def _quiet(litellm: Any) -> Iterator[None]:
+    global _quiet_calls, _quiet_saved
+    with _quiet_lock:
+        if _quiet_calls == 0:
+            _quiet_saved = litellm.suppress_debug_info
+            litellm.suppress_debug_info = True
+        _quiet_calls += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_calls -= 1
+            if _quiet_calls == 0:
+                litellm.suppress_debug_info = _quiet_saved
+
+
+def _load_lazy_modules(litellm: Any) -> None:
+    """Load now the modules litellm imports on its first call, which warn (pydantic notes).
+
+    A mock call: no request is sent, and ``no-log`` keeps the application's callbacks out of it.
+    Without this, those warnings land on whichever test makes the first call (or, with
+    ``-W error``, fail it).
+    """
+    with contextlib.suppress(Exception), _quiet(litellm):
+        litellm.completion(
+            model="openai/promptpert-warm-up",
+            messages=[{"role": "user", "content": "warm up"}],
+            mock_response="ok",
+            caching=False,  # nor the application's litellm.cache, if it set one
+            **{"no-log": True},
+        )
 
 
 def import_litellm() -> Any:
-    """litellm, imported once, without its network price-map download."""
-    with _import_lock:
-        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        import litellm
+    """litellm, imported once, without its network price-map download.
 
-        litellm.suppress_debug_info = True
-        litellm.telemetry = False
+    Nothing of the import stays behind for the code under test: the environment variable that
+    keeps litellm offline is set only while it imports (unless the user set it), and warnings
+    raised by the import and by the modules litellm loads on its first call (deprecations,
+    pydantic notes) are not recorded against whichever test happens to be running.
+    """
+    global _litellm
+    with _import_lock:
+        if _litellm is not None:
+            return _litellm
+        added = "LITELLM_LOCAL_MODEL_COST_MAP" not in os.environ
+        if added:
+            os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import litellm
+
+                _load_lazy_modules(litellm)
+        finally:
+            if added:
+                os.environ.pop("LITELLM_LOCAL_MODEL_COST_MAP", None)
+        _litellm = litellm
         return litellm
 
 
@@ -89,6 +138,14 @@ def _is_retryable(litellm: Any, exc: BaseException) -> bool:
     return _status(exc) in RETRYABLE_STATUS
 
 
+def _unknown_model(litellm: Any, exc: BaseException) -> bool:
+    if isinstance(exc, litellm.exceptions.NotFoundError):
+        return True
+    return isinstance(exc, litellm.exceptions.BadRequestError) and (
+        "LLM Provider NOT provided" in str(exc)
+    )
+
+
 def _auth_hint(model: str, api_base: str | None) -> str:
     provider = model.split("/", 1)[0] if "/" in model else "openai"
     env = KEY_ENV.get(provider)
@@ -98,15 +155,15 @@ def _auth_hint(model: str, api_base: str | None) -> str:
         hint = f"set {env}"
     else:
         hint = f"set the API key litellm expects for provider {provider!r}"
-    if api_base:
-        hint += f" (api_base {redact_url(api_base)})"
-    return hint + ", or pass api_key=... to the call"
+    hint += ", or pass api_key=... to the call"
+    return hint + (f" (api_base {redact_url(api_base)})" if api_base else "")
 
 
 def _cost(litellm: Any, response: Any) -> float:
     """Estimated USD from litellm's bundled price map; 0.0 for models it does not price."""
     try:
-        return float(litellm.completion_cost(completion_response=response) or 0.0)
+        with _quiet(litellm):
+            return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:
         return 0.0
 
@@ -161,9 +218,12 @@ def estimate(request: Request) -> tuple[int, float]:
         return prompt_tokens + completion_tokens, 0.0
     litellm = import_litellm()
     try:
-        prompt_cost, completion_cost = litellm.cost_per_token(
-            model=request.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
-        )
+        with _quiet(litellm):
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=request.model,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+            )
         cost = float(prompt_cost) + float(completion_cost)
     except Exception:
         cost = 0.0
@@ -217,8 +277,8 @@ class LiteLLMBackend:
     def call(self, request: Request) -> Completion:
         if request.kind == "embedding" and request.model.startswith("local/"):
             return self._embed_locally(request)
-        litellm = import_litellm()
         model, api_base, endpoint, route_params = self._route(request)
+        litellm = import_litellm()
         params = {**route_params, **request.params}
         if "extra_body" in route_params and "extra_body" in request.params:
             params["extra_body"] = {**route_params["extra_body"], **request.params["extra_body"]}
@@ -235,21 +295,24 @@ class LiteLLMBackend:
             embedding: tuple[float, ...] | None = None
             margin: float | None = None
             try:
-                if request.kind == "embedding":
-                    response = litellm.embedding(model=model, input=[request.prompt], **params)
-                    embedding = _embedding(response)
-                    output = ""
-                elif endpoint == "text":
-                    response = litellm.text_completion(
-                        model=model, prompt=self._as_text(request), **params
-                    )
-                    output = response.choices[0].text or ""
-                    margin = _first_token_margin(response.choices[0])
-                else:
-                    response = litellm.completion(model=model, messages=request.messages, **params)
-                    message = response.choices[0].message
-                    output = message.content or ""
-                    tool_calls = _tool_calls(message)
+                with _quiet(litellm):
+                    if request.kind == "embedding":
+                        response = litellm.embedding(model=model, input=[request.prompt], **params)
+                        embedding = _embedding(response)
+                        output = ""
+                    elif endpoint == "text":
+                        response = litellm.text_completion(
+                            model=model, prompt=self._as_text(request), **params
+                        )
+                        output = response.choices[0].text or ""
+                        margin = _first_token_margin(response.choices[0])
+                    else:
+                        response = litellm.completion(
+                            model=model, messages=request.messages, **params
+                        )
+                        message = response.choices[0].message
+                        output = message.content or ""
+                        tool_calls = _tool_calls(message)
             except Exception as exc:
                 if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
                     raise
@@ -257,11 +320,42 @@ class LiteLLMBackend:
                     # A dead local server is not worth retrying: say so, with its exit code.
                     self._local.check(request.model)
                 message = scrub(str(getattr(exc, "message", exc)), secrets)
+                refused = refused_in_process(exc)
+                if refused is not None:
+                    name = f"{type(refused).__module__}.{type(refused).__qualname__}"
+                    raise RequestRefused(
+                        request.model,
+                        None,
+                        f"the request never left this process: {name}:"
+                        f" {scrub(str(refused), secrets)} (raised by a test plugin such as"
+                        " pytest-recording/vcrpy or pytest-socket: record the cassette, or"
+                        " allow the network for this test)",
+                        headline=f"refused by {name}",
+                    ) from refused
+                hint = _auth_hint(model, params.get("api_base"))
+                missing = missing_credentials(exc)
+                if missing is not None:
+                    raise AuthenticationFailed(
+                        request.model,
+                        None,  # nothing was sent: no HTTP status
+                        f"missing API key: {hint}. The SDK said: {scrub(missing, secrets)}",
+                        headline=f"missing API key: {hint}",
+                    ) from None
                 if isinstance(exc, litellm.exceptions.AuthenticationError):
                     raise AuthenticationFailed(
                         request.model,
                         _status(exc),
-                        f"{message} — {_auth_hint(model, params.get('api_base'))}",
+                        f"{message} — {hint}",
+                        headline=f"credentials refused: {hint}",
+                    ) from None
+                if _unknown_model(litellm, exc):
+                    raise UnknownModel(
+                        request.model,
+                        _status(exc) if _status(exc) == 404 else None,  # 400: litellm's own
+                        f"{message} — check the model string: litellm's form is"
+                        " 'provider/model', e.g. 'openai/gpt-4o-mini'"
+                        " (https://docs.litellm.ai/docs/providers)",
+                        headline=f"unknown model {request.model!r}",
                     ) from None
                 if attempt >= self.retries or not _is_retryable(litellm, exc):
                     status = _status(exc)

@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import threading
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from .request import Completion, Request
 from .store import is_entry_key
 from .usage import UsageTally
+from .warning_types import CacheWarning, warn
 
 if TYPE_CHECKING:
     import diskcache
@@ -40,10 +40,6 @@ def _dead_here(holder: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-class CacheWarning(UserWarning):
-    """Something was wrong with the cache directory and was dealt with."""
 
 
 class CacheDirError(OSError):
@@ -100,7 +96,7 @@ class ResponseCache:
 
         aside = self.directory.with_name(f"{self.directory.name}.damaged-{int(time.time())}")
         shutil.move(str(self.directory), str(aside))
-        warnings.warn(
+        warn(
             CacheWarning(
                 f"cache directory {self.directory} was unreadable ({exc}); moved it to {aside}"
                 " and started a fresh cache"

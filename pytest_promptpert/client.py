@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import dataclasses
+import hashlib
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from . import batch
-from .backend import AuthenticationFailed, BudgetExceeded, LiteLLMBackend, estimate
+from .aio import wait_for
+from .backend import BudgetExceeded, LiteLLMBackend, ProviderError, estimate
 from .cache import CACHE_MODES, ResponseCache
 from .request import Completion, Prompt, Request, to_messages
 
@@ -80,6 +81,13 @@ def _absolute_local_path(model: str) -> str:
     return model
 
 
+def _scope(request: Request) -> tuple[str, str, str]:
+    """What a run-wide failure is the same for: model, endpoint and credentials (hashed)."""
+    key = request.params.get("api_key")
+    digest = hashlib.sha256(str(key).encode()).hexdigest() if key is not None else ""
+    return request.model, str(request.params.get("api_base") or ""), digest
+
+
 class CachedLLM:
     """A litellm client whose every answer goes through a disk cache.
 
@@ -134,7 +142,8 @@ class CachedLLM:
         self._views: dict[str, ResponseCache] = {}  # per-call cache= overrides
         self.max_cost = max_cost
         self._reserved = 0.0
-        self._auth_failure: AuthenticationFailed | None = None
+        #: failures every call to a model and endpoint would meet (see ProviderError.run_wide)
+        self._run_wide: dict[tuple[str, str, str], ProviderError] = {}
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
         self.planning = False
         self.planned: dict[str, tuple[Request, int, float]] = {}
@@ -168,7 +177,8 @@ class CachedLLM:
         self, prompt: Prompt, *, sample: int = 0, cache: str | None = None, **params: Any
     ) -> Completion:
         request = self.request(prompt, sample=sample, **params)
-        return await asyncio.wrap_future(self.submit(request, cache=self.cache_view(cache)))
+        # Under asyncio, and under trio through anyio's worker threads.
+        return await wait_for(self.submit(request, cache=self.cache_view(cache)))
 
     def map(
         self,
@@ -235,12 +245,14 @@ class CachedLLM:
         futures = [self.submit(r) for r in requests]
         return [f.result() for f in futures]
 
-    def prefetch(self, requests: list[Request]) -> None:
-        """Start fetching *requests* in the background; errors surface when fetched."""
+    def prefetch(self, requests: list[Request]) -> list[Future[Completion]]:
+        """Start fetching *requests* in the background; errors surface when fetched.
+
+        The futures let the caller wait for what it started (a test, before it ends).
+        """
         if self.cache.mode == "replay":
-            return
-        for request in requests:
-            self.submit(request)
+            return []
+        return [self.submit(request) for request in requests]
 
     def submit(self, request: Request, *, cache: ResponseCache | None = None) -> Future[Completion]:
         """A future for *request*'s completion; one per key (and mode) while it is in flight."""
@@ -305,14 +317,10 @@ class CachedLLM:
                 # Another process may have fetched it while we waited for the lock.
                 found = self._fetched_elsewhere(request, cache)
                 if found is None:
-                    if self._auth_failure is not None:
-                        # Bad credentials stay bad: say it once, do not ask again for each item.
-                        raise AuthenticationFailed(
-                            request.model,
-                            self._auth_failure.status,
-                            "see the first error:"
-                            " the provider refused the credentials earlier in this run",
-                        )
+                    failed = self._run_wide.get(_scope(request))
+                    if failed is not None:
+                        # No key, no local extra, unknown model: said once, not asked again.
+                        raise failed.again()
                     reserved = self._reserve_budget(request)
                     try:
                         found = dataclasses.replace(self.backend.call(request), run=self.run_id)
@@ -331,8 +339,8 @@ class CachedLLM:
         except BaseException as exc:
             with self._lock:
                 self.stats.errors += 1
-                if isinstance(exc, AuthenticationFailed) and self._auth_failure is None:
-                    self._auth_failure = exc
+                if isinstance(exc, ProviderError) and exc.run_wide and exc.first is None:
+                    self._run_wide.setdefault(_scope(request), exc)
             self._settle(flight, future, error=exc)
         else:
             self._settle(flight, future, result=found)

@@ -83,7 +83,10 @@ class LocalModelError(ProviderError):
     """A local model that cannot be run: missing extra, bad file, server that died.
 
     A :class:`ProviderError` (so a ``RuntimeError``): never cached, reported without a traceback.
+    Every later call to the model would meet it too: it is shown in full once.
     """
+
+    run_wide = True
 
     def __init__(self, model: str, message: str) -> None:
         super().__init__(model, None, message)

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
 from collections.abc import Callable, Generator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import hookspecs
-from .backend import ProviderError
+from . import hookspecs, warning_types
 from .baseline import load_baseline
 from .client import CachedLLM, CacheMissError, Planned
 from .compare import NothingToCompare
 from .config_files import hidden_tables, hidden_tables_message, read_pyproject, table_line
 from .extract import ExtractCallableError
+from .failures import ProviderError, run_wide_lines
 from .metrics import MetricCatalog, builtin_metrics
 from .outputs import RunResults
 from .report import header_line
@@ -38,6 +40,8 @@ SESSION = pytest.StashKey[PromptpertSession]()
 TEST_SETTINGS = pytest.StashKey[dict[str, Settings]]()
 PLAN = pytest.StashKey[ItemPlan]()
 ITEM_RUN = pytest.StashKey[ItemRun]()
+#: (error class, model, headline) of each run-wide failure -> the item that showed it in full
+RUN_WIDE = pytest.StashKey[dict[tuple[str, str, str], str]]()
 PARAM = "_promptpert_variant"
 
 MARKER_DOC = (
@@ -97,7 +101,7 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-class UnreadSettingsWarning(pytest.PytestWarning):
+class UnreadSettingsWarning(pytest.PytestWarning, warning_types.PromptpertWarning):
     """Settings that pytest-promptpert does not read, though they look meant for it.
 
     A ``[tool.promptpert]`` table in a ``pyproject.toml`` other than the rootdir's, or a
@@ -154,6 +158,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
+    warning_types.emit_also_as(pytest.PytestWarning)  # so -W error::pytest.PytestWarning works
     try:
         settings = _resolve_settings(config)
         variants = VariantCatalog(())
@@ -178,6 +183,7 @@ def pytest_configure(config: pytest.Config) -> None:
         session.client.planning = True  # a call that gets past the lint is refused, not made
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
+    config.stash[RUN_WIDE] = {}
     config.pluginmanager.register(RunReport(config, session), "promptpert-report")
     config.pluginmanager.register(SettingsNotes(config, session), "promptpert-settings-notes")
     if not hasattr(config, "workerinput"):
@@ -390,6 +396,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         result = yield
     except Planned as planned:
         pytest.skip(f"promptpert plan: {planned}")
+    finally:
+        started = item.stash.get(ITEM_RUN, None)
+        # Background calls end with their test (recorders then see them in it); not on Ctrl-C.
+        if started is not None and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            started.wait_for_prefetches()
     run = item.stash.get(ITEM_RUN, None)
     if run is not None:
         verdict = run.verdict()
@@ -411,6 +422,8 @@ def pytest_runtest_makereport(
     ):
         # Our own errors say all there is to say; the traceback through the client does not.
         report.longrepr = f"{type(error).__name__}: {error}"
+        if isinstance(error, ProviderError) and error.run_wide:
+            report.longrepr = _run_wide(item, error, report)
         # Not a change of behaviour: kept out of the robustness score's passes and excuses.
         kind = "provider" if isinstance(error, ProviderError) else "setup"
         report.user_properties.append(("promptpert_error", kind))
@@ -423,11 +436,33 @@ def pytest_runtest_makereport(
         report.promptpert = record  # type: ignore[attr-defined]
         # As record_property does: JUnit XML writes them from the item's teardown report.
         item.user_properties += [
-            ("promptpert_variant", record["variant"]),
-            ("promptpert_score", record["score"]),
-            ("promptpert_threshold", record["threshold"]),
+            (f"promptpert_{name}", record[name])
+            for name in ("variant", "score", "threshold")
+            if record[name] is not None  # JUnit would write the string 'None'
         ]
+    _skip_at_test(item, report)
     return report
+
+
+def _run_wide(item: pytest.Item, error: ProviderError, report: pytest.TestReport) -> str:
+    """The first item meeting a run-wide failure shows it in full; the others point to it."""
+    first = error.first or error
+    report.user_properties.append(
+        ("promptpert_run_wide", f"model {first.model!r}: {first.headline}")
+    )
+    shown = item.config.stash[RUN_WIDE]
+    where = shown.setdefault((type(first).__name__, first.model, first.headline), item.nodeid)
+    if where == item.nodeid:
+        return f"{type(first).__name__}: {first}"
+    return f"{type(first).__name__}: same error as {where}: {first.headline}; see above"
+
+
+def _skip_at_test(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A skip raised by this plugin is reported at the test's line, not at this file's."""
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and Path(longrepr[0]) == Path(__file__):
+        path, line = item.reportinfo()[:2]
+        report.longrepr = (os.fspath(path), (line or 0) + 1, longrepr[2])
 
 
 def _outcome(report: pytest.TestReport) -> str:
@@ -583,6 +618,19 @@ class SettingsNotes:
 def _is_marked(item: pytest.Item) -> bool:
     callspec = getattr(item, "callspec", None)
     return callspec is not None and PARAM in callspec.params
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    headlines = [
+        value
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        for name, value in getattr(report, "user_properties", ())
+        if name == "promptpert_run_wide"
+    ]
+    for line in run_wide_lines(headlines):
+        terminalreporter.write_line(line, red=True)
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:

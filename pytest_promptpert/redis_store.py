@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from typing import Any
 
 from .redact import redact_url
 from .store import Store, is_entry_key
+from .warning_types import CacheWarning, warn
 
 ENTRY_PREFIX = "promptpert:v1:"
 LOCK_PREFIX = "promptpert:lock:"
@@ -139,13 +139,11 @@ class SharedTier:
         self._lock = threading.Lock()
 
     def _lost(self, exc: BaseException) -> None:
-        from .cache import CacheWarning
-
         with self._lock:
             if self.down:
                 return
             self.down = True
-        warnings.warn(
+        warn(
             CacheWarning(
                 f"the shared cache {self.store.location} stopped answering"
                 f" ({type(exc).__name__}: {exc}); this run goes on with the local cache only"

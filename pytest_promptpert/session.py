@@ -5,7 +5,7 @@ Nothing here imports pytest: the plugin turns :class:`Verdict` into pass, fail o
 
 from __future__ import annotations
 
-import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import functools
@@ -13,9 +13,11 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from .aio import run_sync
 from .baseline import check
 from .client import CachedLLM
 from .compare import Comparison, NothingToCompare, check_extractable, compare, failure_message, trim
@@ -173,6 +175,8 @@ class ItemRun:
     lint: list[dict[str, str]] = field(default_factory=list)
     linted: int = 0  # distinct original prompts checked
     _linted: set[str] = field(default_factory=set)
+    #: the sibling variants' calls this item started in the background
+    _prefetches: list[Future[Completion]] = field(default_factory=list)
 
     @property
     def variant(self) -> str:
@@ -224,7 +228,16 @@ class ItemRun:
                 break  # no user message: the variant items will say so; the original is fine
             if messages != original.messages:
                 requests += self._samples(dataclasses.replace(original, messages=messages))
-        session.client.prefetch(requests)
+        self._prefetches += session.client.prefetch(requests)
+
+    def wait_for_prefetches(self) -> None:
+        """Let the background calls this item started land (their errors surface when fetched).
+
+        A prefetch never outlives its test: what pytest-recording and the like record for this
+        test is then exactly what it asked for, whatever the timing.
+        """
+        concurrent.futures.wait(self._prefetches)
+        self._prefetches.clear()
 
     def __call__(self, prompt: Prompt, **params: Any) -> str:
         client = self.session.client
@@ -370,7 +383,7 @@ class ItemRun:
 
     async def acall(self, prompt: Prompt, **params: Any) -> str:
         """The async form of a call, for async tests; the same cache, fan-out and verdict."""
-        return await asyncio.to_thread(self, prompt, **params)
+        return await run_sync(self, prompt, **params)
 
     def _pair(self, request: Request) -> tuple[Request, Request]:
         """(original, variant) requests for what the test asked."""
