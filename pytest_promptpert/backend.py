@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .intercept.transport import internal
 from .redact import redact_url, scrub, secret_values
 from .request import Completion, Request
 
@@ -235,21 +236,25 @@ class LiteLLMBackend:
             embedding: tuple[float, ...] | None = None
             margin: float | None = None
             try:
-                if request.kind == "embedding":
-                    response = litellm.embedding(model=model, input=[request.prompt], **params)
-                    embedding = _embedding(response)
-                    output = ""
-                elif endpoint == "text":
-                    response = litellm.text_completion(
-                        model=model, prompt=self._as_text(request), **params
-                    )
-                    output = response.choices[0].text or ""
-                    margin = _first_token_margin(response.choices[0])
-                else:
-                    response = litellm.completion(model=model, messages=request.messages, **params)
-                    message = response.choices[0].message
-                    output = message.content or ""
-                    tool_calls = _tool_calls(message)
+                # The plugin's own call: not intercepted a second time.
+                with internal():
+                    if request.kind == "embedding":
+                        response = litellm.embedding(model=model, input=[request.prompt], **params)
+                        embedding = _embedding(response)
+                        output = ""
+                    elif endpoint == "text":
+                        response = litellm.text_completion(
+                            model=model, prompt=self._as_text(request), **params
+                        )
+                        output = response.choices[0].text or ""
+                        margin = _first_token_margin(response.choices[0])
+                    else:
+                        response = litellm.completion(
+                            model=model, messages=request.messages, **params
+                        )
+                        message = response.choices[0].message
+                        output = message.content or ""
+                        tool_calls = _tool_calls(message)
             except Exception as exc:
                 if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
                     raise
