@@ -427,7 +427,7 @@ def llm(request: pytest.FixtureRequest) -> ItemRun | CachedLLM:
 
 @pytest.fixture
 def promptpert(request: pytest.FixtureRequest) -> ItemRun:
-    """The current variant: ``.variant`` (its name) and ``.perturb(text)``."""
+    """The current variant: ``.variant``, ``.perturb(text)``, ``.observe(result)``."""
     run = _item_run(request)
     if run is None:
         session = request.config.stash[SESSION]
