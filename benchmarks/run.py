@@ -28,6 +28,7 @@ QUICK = {
     "bench_fanout.py": ["--repeat", "1"],
     "bench_cache.py": ["--entries", "10000", "--samples", "1000"],
     "bench_cache_cli.py": ["--entries", "5000", "--samples", "500"],
+    "bench_intercept.py": ["--calls", "100"],
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from .failures import AuthenticationFailed as AuthenticationFailed  # re-exported: its first home
 from .failures import ProviderError as ProviderError  # re-exported: its first home
 from .failures import RequestRefused, UnknownModel, missing_credentials, refused_in_process
+from .intercept.transport import internal
 from .redact import redact_url, scrub, secret_values
 from .request import Completion, Request
 
@@ -295,7 +296,8 @@ class LiteLLMBackend:
             embedding: tuple[float, ...] | None = None
             margin: float | None = None
             try:
-                with _quiet(litellm):
+                # The plugin's own call: quiet, and not intercepted a second time.
+                with _quiet(litellm), internal():
                     if request.kind == "embedding":
                         response = litellm.embedding(model=model, input=[request.prompt], **params)
                         embedding = _embedding(response)

@@ -352,6 +352,25 @@ class CachedLLM:
             return found if found is not None and found.run == self.run_id else None
         return cache.get(request)
 
+    def tally(self, request: Request, completion: Completion | None, *, called: bool) -> None:
+        """Count an answer obtained outside :meth:`submit` (an intercepted call) in the stats.
+
+        *completion* None: a miss that got no answer (replay mode).
+        """
+        key = request.key()
+        with self._lock:
+            first = key not in self._counted
+            self._counted.add(key)
+            if completion is not None and not called:
+                self.stats.hits += first
+                return
+            self.stats.misses += first
+            if completion is not None:
+                self.stats.calls += 1
+                self.stats.prompt_tokens += completion.prompt_tokens
+                self.stats.completion_tokens += completion.completion_tokens
+                self.stats.cost += completion.cost
+
     def claim_call(self, request: Request) -> bool:
         """True once for each request this client called: who asked for it pays for it.
 

@@ -19,6 +19,7 @@ from .compare import NothingToCompare
 from .config_files import hidden_tables, hidden_tables_message, read_pyproject, table_line
 from .extract import ExtractCallableError
 from .failures import ProviderError, run_wide_lines
+from .intercept import intercepting
 from .metrics import MetricCatalog, builtin_metrics
 from .outputs import RunResults
 from .report import header_line
@@ -107,6 +108,22 @@ class UnreadSettingsWarning(pytest.PytestWarning, warning_types.PromptpertWarnin
     A ``[tool.promptpert]`` table in a ``pyproject.toml`` other than the rootdir's, or a
     ``PROMPTPERT_*`` environment variable that names no setting.
     """
+
+
+class PromptpertWarning(pytest.PytestWarning):
+    """Something pytest-promptpert could not do as asked (``-W error::...`` makes it fatal)."""
+
+
+class NothingComparedWarning(PromptpertWarning):
+    """A variant item compared nothing: no model call the plugin could see, nothing observed."""
+
+
+class MarkerIgnoredWarning(PromptpertWarning):
+    """A ``promptpert`` marker the plugin cannot honour on this test."""
+
+
+class UnknownEndpointWarning(PromptpertWarning):
+    """A model call to an API shape the plugin does not understand went through untouched."""
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -303,15 +320,40 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize(PARAM, names, ids=names, indirect=True)
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Lint runs keep only the originals. Each ``original`` item runs before its variants (after
+    any reordering, e.g. random): a variant compares its observed results with the original's."""
     session = config.stash.get(SESSION, None)
-    if session is None or not session.lint_only:
+    if session is not None and session.lint_only:
+        # The lint needs each marked test's prompts once: only the original items run.
+        keep = [item for item in items if _variant_param(item) == ORIGINAL]
+        if len(keep) < len(items):
+            config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+            items[:] = keep
+    originals: dict[str, pytest.Item] = {}
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get(PARAM) == ORIGINAL:
+            originals[test_id(item.nodeid, ORIGINAL)] = item
+    if not originals:
         return
-    # The lint needs each marked test's prompts once: only the original items run.
-    keep = [item for item in items if _variant_param(item) == ORIGINAL]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
-        items[:] = keep
+    ordered: list[pytest.Item] = []
+    placed: set[str] = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        variant = callspec.params.get(PARAM) if callspec is not None else None
+        test = test_id(item.nodeid, variant) if variant is not None else None
+        if test is None or test not in originals:
+            ordered.append(item)
+        elif test not in placed:
+            placed.add(test)
+            ordered.append(originals[test])
+            if variant != ORIGINAL:
+                ordered.append(item)
+        elif variant != ORIGINAL:
+            ordered.append(item)
+    items[:] = ordered
 
 
 def _variant_param(item: pytest.Item) -> str | None:
@@ -336,6 +378,35 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             selected.setdefault(test, []).append(variant)
     for item, variant, settings, test in plans:
         item.stash[PLAN] = ItemPlan(test, variant, settings, tuple(selected.get(test, ())))
+    for item in session.items:
+        problem = _unhonoured(item)
+        if problem:
+            item.warn(MarkerIgnoredWarning(f"{item.nodeid}: {problem}"))
+
+
+def _unhonoured(item: pytest.Item) -> str | None:
+    """Why the promptpert marker on *item* does nothing (or less than asked), if it does."""
+    if item.get_closest_marker("promptpert") is None:
+        return None
+    if PLAN not in item.stash:
+        if type(item).__name__ == "TestCaseFunction":
+            return (
+                "@pytest.mark.promptpert is ignored on unittest.TestCase methods (pytest cannot"
+                " parametrize them); write the test as a plain pytest function or class"
+            )
+        return (
+            "@pytest.mark.promptpert is ignored here: it was applied after collection (e.g. in"
+            " pytest.param(..., marks=...)); put it on the test function, its class or module"
+        )
+    fixtureinfo = getattr(item, "_fixtureinfo", None)
+    defs = fixtureinfo.name2fixturedefs.get("llm") if fixtureinfo is not None else None
+    if defs and getattr(defs[-1].func, "__module__", __name__) != __name__:
+        return (
+            "a fixture named 'llm' shadows pytest-promptpert's llm fixture: its calls are"
+            " perturbed and compared only where they reach the model through litellm, openai or"
+            " anthropic (intercepted); rename it, or call promptpert.observe(result)"
+        )
+    return None
 
 
 def _item_run(request: pytest.FixtureRequest) -> ItemRun | None:
@@ -362,7 +433,7 @@ def llm(request: pytest.FixtureRequest) -> ItemRun | CachedLLM:
 
 @pytest.fixture
 def promptpert(request: pytest.FixtureRequest) -> ItemRun:
-    """The current variant: ``.variant`` (its name) and ``.perturb(text)``."""
+    """The current variant: ``.variant``, ``.perturb(text)``, ``.observe(result)``."""
     run = _item_run(request)
     if run is None:
         session = request.config.stash[SESSION]
@@ -392,8 +463,21 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if outcome.outcome == "failed":
             pytest.fail(outcome.message, pytrace=False)
         pytest.skip(outcome.message)
+    session = item.config.stash[SESSION]
+    run = item.stash.get(ITEM_RUN, None)
+    if run is None and PLAN in item.stash:
+        run = item.stash[ITEM_RUN] = ItemRun(item.stash[PLAN], session)
+    errors: list[BaseException] = run.errors if run is not None else []
     try:
-        result = yield
+        with _interception(session, run, errors):
+            try:
+                result = yield
+            except Exception:
+                if errors:  # the application failed on our error answer: ours is the cause
+                    raise errors[0] from None
+                raise
+        if errors:
+            raise errors[0]
     except Planned as planned:
         pytest.skip(f"promptpert plan: {planned}")
     finally:
@@ -407,8 +491,38 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if verdict.outcome == "failed":
             pytest.fail(verdict.message, pytrace=False)
         if verdict.outcome == "skipped":
+            if verdict.compared_nothing:
+                warnings.warn(
+                    NothingComparedWarning(f"{item.nodeid}: {verdict.message}"), stacklevel=1
+                )
             pytest.skip(verdict.message)
     return result
+
+
+def _interception(
+    session: PromptpertSession, run: ItemRun | None, errors: list[BaseException]
+) -> contextlib.AbstractContextManager[None]:
+    """Interception of the test's own model calls, as the ``intercept`` setting says."""
+    mode = session.settings.intercept
+    if mode == "off" or (run is None and mode != "all"):
+        return contextlib.nullcontext()
+    on_error = None if run is not None else errors.append
+    return intercepting(session.interception(run, _warn_unknown(session), on_error))
+
+
+def _warn_unknown(session: PromptpertSession) -> Callable[[str], None]:
+    def warn(endpoint: str) -> None:
+        if endpoint not in session.unknown_endpoints:
+            session.unknown_endpoints.add(endpoint)
+            warnings.warn(
+                UnknownEndpointWarning(
+                    f"pytest-promptpert does not understand model calls to {endpoint}: they went"
+                    " through unperturbed and uncached"
+                ),
+                stacklevel=1,
+            )
+
+    return warn
 
 
 @pytest.hookimpl(wrapper=True)

@@ -172,6 +172,9 @@ class Completion:
     tool_calls: tuple[dict[str, Any], ...] | None = field(default=None, hash=False)
     #: an embedding request's vector
     embedding: tuple[float, ...] | None = field(default=None, hash=False)
+    #: an intercepted call's HTTP answer as the application got it (status, content_type,
+    #: body text), replayed on a hit; None for the plugin's own calls
+    raw: dict[str, Any] | None = None
 
     @property
     def tokens(self) -> int:
@@ -203,6 +206,7 @@ class Completion:
             # Entries written before these fields existed have neither.
             tool_calls=_tool_calls(data.get("tool_calls")),
             embedding=_vector(data.get("embedding")),
+            raw=data["raw"] if isinstance(data.get("raw"), dict) else None,
         )
 
 

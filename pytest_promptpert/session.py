@@ -9,6 +9,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import functools
+import json
 import re
 import threading
 import uuid
@@ -20,9 +21,12 @@ from typing import Any
 from .aio import run_sync
 from .baseline import check
 from .client import CachedLLM
-from .compare import Comparison, NothingToCompare, check_extractable, compare, failure_message, trim
+from .compare import Comparison, NothingToCompare, check_extractable, compare, trim
 from .extract import Extractor, ExtractSpecError, parse_extract
 from .findings import collapse_reason
+from .intercept import CallCache, CallComparison, Interception, describe
+from .intercept.item import AppCalls
+from .intercept.observed import ObservedStore
 from .lint import check_prompt, lint_message
 from .metrics import Metric, MetricCatalog, MetricContext, ModelMetric, metric_name
 from .request import (
@@ -53,6 +57,8 @@ class Verdict:
     outcome: str  # "passed", "failed" or "skipped"
     message: str = ""
     score: float | None = None
+    #: a variant item that compared nothing at all (no model call seen, nothing observed)
+    compared_nothing: bool = False
 
 
 def _constant(value: str, _match: re.Match[str]) -> str:
@@ -91,6 +97,24 @@ class PromptpertSession:
         self.baseline: Mapping[str, Any] | None = None
         #: --promptpert-lint: ``llm`` lints each prompt and answers "" without any call
         self.lint_only = False
+        #: original items' observed results, for their variant items
+        self.observed = ObservedStore(settings.cache_dir, settings.cache)
+        self._calls: CallCache | None = None
+        #: endpoints of model calls the interception did not understand (said once each)
+        self.unknown_endpoints: set[str] = set()
+
+    def interception(
+        self,
+        item: ItemRun | None,
+        on_unknown: Callable[[str], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Interception:
+        """The handler for one test's intercepted calls (perturbed when *item* is given)."""
+        client = self.client
+        with self._lock:
+            if self._calls is None:
+                self._calls = CallCache(client, route=self.settings.route)
+        return Interception(self._calls, item, on_unknown=on_unknown, on_error=on_error)
 
     @property
     def has_client(self) -> bool:
@@ -153,7 +177,7 @@ def make_client(settings: Settings, run_id: str) -> CachedLLM:
 
 
 @dataclass
-class ItemRun:
+class ItemRun(AppCalls):
     """The ``llm`` and ``promptpert`` fixtures of one item: variant, perturbation, records."""
 
     plan: ItemPlan
@@ -163,6 +187,13 @@ class ItemRun:
     #: perturbed text -> the text it came from, for every ``perturb()`` that changed something
     _perturbed: dict[str, str] = field(default_factory=dict)
     _perturb_used: bool = False
+    #: what the test passed to ``promptpert.observe()``, JSON values
+    observed: list[Any] = field(default_factory=list)
+    #: errors of the plugin's in intercepted calls (replay misses...): the item's outcome
+    errors: list[BaseException] = field(default_factory=list)
+    #: keys of the calls answered unperturbed (the original's calls, a variant's twins)
+    original_keys: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     calls: int = 0  # real model calls made for this item
     hits: int = 0  # answers it used that were already there
     tokens: int = 0  # tokens of its calls
@@ -245,6 +276,7 @@ class ItemRun:
         if self.session.lint_only:
             self._lint(request)
             return ""  # a placeholder: no model is called when only linting
+        self.original_keys.append(request.key() if self.variant == ORIGINAL else "")
         if self.variant == ORIGINAL:
             self._lint(request)
             if not self._perturb_used:
@@ -259,6 +291,7 @@ class ItemRun:
                 self._first = (request.prompt, done[0].output)
             return done[0].output
         original, variant = self._pair(request)
+        self.original_keys[-1] = original.key()
         self._lint(original)
         control = self.variant == CONTROL  # never a no-op: the same prompt, other samples
         if variant.messages == original.messages and not control:
@@ -455,6 +488,21 @@ class ItemRun:
                 record["compared"] = c.compared
             if c.notes:
                 record["notes"] = list(c.notes)
+        if any(isinstance(c, CallComparison) for c in compared) or self.observed:
+            record["comparisons"] = [
+                {
+                    "source": getattr(c, "source", "llm"),
+                    "score": round(c.score, 6),
+                    "passed": c.passed,
+                    "differences": list(getattr(c, "differences", ())),
+                    "original_output": trim(c.original_outputs[0], 500),
+                    "variant_output": trim(c.variant_outputs[0], 500),
+                }
+                for c in compared
+            ]
+            record["observed"] = [
+                trim(json.dumps(v, ensure_ascii=False), 500) for v in self.observed
+            ]
         return record
 
     def _collapse_note(self) -> str:
@@ -467,19 +515,26 @@ class ItemRun:
 
     def verdict(self) -> Verdict:
         if self.variant == ORIGINAL:
+            if self.observed:
+                self.session.observed.save(self.plan.test, self.observed, self.original_keys)
             return Verdict("passed")
-        if not self.records:
-            return Verdict(
-                "skipped",
-                f"variant {self.variant!r}: the test made no llm() call, so nothing to compare",
+        observed, why_not = self._observed_records() if self.observed else ([], "")
+        if not self.records and not observed:
+            reason = why_not or (
+                "the test made no model call the plugin could see (no llm() call, no call through"
+                " litellm, openai or anthropic) and observed nothing"
             )
+            return Verdict(
+                "skipped", f"variant {self.variant!r}: nothing compared: {reason}", None, True
+            )
+        self.records += observed
         compared = [c for c in self.records if c is not None]
         if not compared:
             return Verdict("skipped", f"variant {self.variant!r} leaves the prompt unchanged")
         worst = min(compared, key=lambda c: c.score)
         failed = [c for c in compared if not c.passed]
         if failed:
-            message = "\n\n".join(failure_message(self.variant, c) for c in failed)
+            message = "\n\n".join(describe(self.variant, c) for c in failed)
             return Verdict("failed", message + self._collapse_note(), worst.score)
         if self.session.baseline is not None:
             regressed = check(

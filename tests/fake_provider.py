@@ -25,6 +25,13 @@ The model name picks the behaviour:
 dimensions): texts with the same words get the same vector, texts with no word in common are
 orthogonal.
 
+Besides ``/chat/completions`` and ``/completions`` it speaks the OpenAI ``/responses`` and the
+Anthropic ``/v1/messages`` shapes, each as JSON or, with ``"stream": true``, as server-sent
+events. With ``tools`` in the request it answers with a call of the first tool (arguments
+``{"query": <the answer>}``), or of the last tool where the model's rule says the prompt is
+"bad" (``period`` without a period, ``case`` with a lower-case first letter). With a JSON
+response format it answers ``{"answer": <the answer>}``.
+
 Faults are scripted per test: ``server.faults`` is a list consumed one per request, each an
 HTTP status (answered with ``Retry-After`` when ``server.retry_after`` is set) or ``"drop"``
 (the connection is closed without an answer). ``server.latency`` delays every answer.
@@ -61,6 +68,17 @@ FLAKY_ANSWERS = (
     "zzz qqq xxx www",
     "<start_of_image>",
 )
+
+
+def is_bad(model: str, prompt: str) -> bool:
+    """Whether *model*'s rule picks its degenerate answer for *prompt*."""
+    name = model.rsplit("/", 1)[-1]
+    if name == "period":
+        return not prompt.rstrip().endswith(".")
+    if name == "case":
+        first = next((c for c in prompt if c.isalpha()), "")
+        return first.islower()
+    return False
 
 
 def answer(model: str, prompt: str, take: int = 0) -> str:
@@ -203,6 +221,11 @@ class FakeProvider(ThreadingHTTPServer):
             self.takes.clear()
 
     @property
+    def root(self) -> str:
+        """The server's root URL (the Anthropic SDK's ``base_url``: it adds ``/v1/messages``)."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    @property
     def calls(self) -> int:
         return len(self.requests)
 
@@ -239,6 +262,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_events(self, events: list[tuple[str | None, Any]]) -> None:
+        lines = []
+        for name, data in events:
+            if name is not None:
+                lines.append(f"event: {name}")
+            lines.append(f"data: {data if isinstance(data, str) else json.dumps(data)}")
+            lines.append("")
+        payload = ("\n".join(lines) + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -263,48 +300,27 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if server.required_key is not None:
                 auth = self.headers.get("Authorization", "")
-                if auth != f"Bearer {server.required_key}":
+                given = self.headers.get("x-api-key")  # the Anthropic header
+                if auth != f"Bearer {server.required_key}" and given != server.required_key:
                     self._send(401, {"error": {"message": "Incorrect API key", "type": "auth"}})
                     return
             model = str(body.get("model", ""))
             if self.path.endswith("/embeddings"):
                 self._embeddings(model, body, generation)
                 return
-            if self.path.endswith("/chat/completions"):
-                prompt = _last_user(body.get("messages", []))
-                text = answer(model, prompt, server.take(model, prompt))
-                message = structured_message(model, prompt, body)
-                choice: dict[str, Any] = {
-                    "index": 0,
-                    "message": message or {"role": "assistant", "content": text},
-                    "finish_reason": "tool_calls"
-                    if message and "tool_calls" in message
-                    else "stop",
-                }
-                obj = "chat.completion"
-            else:
-                prompt = str(body.get("prompt", ""))
-                text = answer(model, prompt, server.take(model, prompt))
-                choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-                obj = "text_completion"
+            shape = _shape(self.path)
+            prompt = _prompt(shape, body)
+            reply = _Reply(shape, model, prompt, body, server.take(model, prompt))
             with server.lock:
                 if server.generation == generation:
-                    server.requests.append({"model": model, "prompt": prompt, "body": body})
-            self._send(
-                200,
-                {
-                    "id": f"fake-{len(server.requests)}",
-                    "object": obj,
-                    "created": int(time.time()),
-                    "model": model,
-                    "choices": [choice],
-                    "usage": {
-                        "prompt_tokens": len(prompt.split()),
-                        "completion_tokens": len(text.split()),
-                        "total_tokens": len(prompt.split()) + len(text.split()),
-                    },
-                },
-            )
+                    server.requests.append(
+                        {"model": model, "prompt": prompt, "body": body, "path": self.path}
+                    )
+                number = len(server.requests)
+            if body.get("stream"):
+                self._send_events(reply.events(number))
+            else:
+                self._send(200, reply.whole(number))
         finally:
             with server.lock:
                 server.in_flight -= 1
@@ -330,6 +346,377 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             },
         )
+
+
+def _shape(path: str) -> str:
+    for suffix, shape in (
+        ("/chat/completions", "chat"),
+        ("/responses", "responses"),
+        ("/messages", "messages"),
+    ):
+        if path.endswith(suffix):
+            return shape
+    return "completions"
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(
+            str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p
+        )
+    return json.dumps(content)
+
+
+def _prompt(shape: str, body: dict[str, Any]) -> str:
+    if shape in ("chat", "messages"):
+        for message in reversed(body.get("messages", [])):
+            if message.get("role") == "user":
+                return _text_of(message.get("content"))
+        return ""
+    if shape == "responses":
+        given = body.get("input", "")
+        if isinstance(given, str):
+            return given
+        for item in reversed(given):
+            if isinstance(item, dict) and item.get("role") == "user":
+                return _text_of(item.get("content"))
+        return ""
+    return str(body.get("prompt", ""))
+
+
+def _tool_names(shape: str, tools: list[dict[str, Any]]) -> list[str]:
+    names = []
+    for tool in tools:
+        if shape == "chat":
+            names.append(str(tool.get("function", {}).get("name", "")))
+        else:
+            names.append(str(tool.get("name", "")))
+    return names
+
+
+def _wants_json(shape: str, body: dict[str, Any]) -> bool:
+    if shape == "responses":
+        kind = body.get("text", {}).get("format", {}).get("type")
+    else:
+        kind = (body.get("response_format") or {}).get("type")
+    return kind in ("json_object", "json_schema")
+
+
+class _Reply:
+    """One answer in the shape of the endpoint asked, whole or as server-sent events."""
+
+    def __init__(
+        self, shape: str, model: str, prompt: str, body: dict[str, Any], take: int = 0
+    ) -> None:
+        self.shape = shape
+        self.model = model
+        self.structured = structured_message(model, prompt, body) if shape == "chat" else None
+        self.text = answer(model, prompt, take)
+        if _wants_json(shape, body):
+            self.text = json.dumps({"answer": self.text})
+        self.tool: tuple[str, str] | None = None
+        names = _tool_names(shape, body.get("tools") or [])
+        if names:
+            name = names[-1] if is_bad(model, prompt) else names[0]
+            self.tool = (name, json.dumps({"query": answer(model, prompt, take)}))
+            self.text = ""
+        self.prompt_tokens = len(prompt.split())
+        self.completion_tokens = len(self.text.split()) + (1 if self.tool else 0)
+        self.usage = {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
+    def pieces(self) -> list[str]:
+        words = self.text.split(" ")
+        return [w if i == 0 else " " + w for i, w in enumerate(words)] if self.text else []
+
+    def whole(self, number: int) -> dict[str, Any]:
+        return getattr(self, f"_{self.shape}_whole")(f"fake-{number}")  # type: ignore[no-any-return]
+
+    def events(self, number: int) -> list[tuple[str | None, Any]]:
+        return getattr(self, f"_{self.shape}_events")(f"fake-{number}")  # type: ignore[no-any-return]
+
+    # --- OpenAI chat completions ---------------------------------------------------------
+
+    def _chat_whole(self, rid: str) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        finish = "stop"
+        if self.structured is not None:  # the ``tools`` model's scripted structures
+            message = self.structured
+            finish = "tool_calls" if "tool_calls" in message else "stop"
+            return {
+                "id": rid,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+                "usage": self.usage,
+            }
+        if self.tool:
+            name, arguments = self.tool
+            message["tool_calls"] = [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": name, "arguments": arguments},
+                }
+            ]
+            finish = "tool_calls"
+        return {
+            "id": rid,
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": self.usage,
+        }
+
+    def _chat_events(self, rid: str) -> list[tuple[str | None, Any]]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> tuple[None, Any]:
+            return None, {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({"content": piece}) for piece in self.pieces()]
+        if self.tool:
+            name, arguments = self.tool
+            half = len(arguments) // 2
+            events.append(
+                chunk(
+                    {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_1",
+                                "type": "function",
+                                "function": {"name": name, "arguments": arguments[:half]},
+                            }
+                        ]
+                    }
+                )
+            )
+            events.append(
+                chunk({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]})
+            )
+        events.append(chunk({}, "tool_calls" if self.tool else "stop"))
+        events.append(
+            (
+                None,
+                {
+                    "id": rid,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": self.model,
+                    "choices": [],
+                    "usage": self.usage,
+                },
+            )
+        )
+        events.append((None, "[DONE]"))
+        return events
+
+    # --- OpenAI text completions ---------------------------------------------------------
+
+    def _completions_whole(self, rid: str) -> dict[str, Any]:
+        return {
+            "id": rid,
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.model,
+            "choices": [{"index": 0, "text": self.text, "finish_reason": "stop", "logprobs": None}],
+            "usage": self.usage,
+        }
+
+    def _completions_events(self, rid: str) -> list[tuple[str | None, Any]]:
+        events: list[tuple[str | None, Any]] = [
+            (
+                None,
+                {
+                    "id": rid,
+                    "object": "text_completion",
+                    "created": int(time.time()),
+                    "model": self.model,
+                    "choices": [
+                        {"index": 0, "text": piece, "finish_reason": None, "logprobs": None}
+                    ],
+                },
+            )
+            for piece in self.pieces()
+        ]
+        events.append((None, "[DONE]"))
+        return events
+
+    # --- OpenAI responses ----------------------------------------------------------------
+
+    def _responses_whole(self, rid: str) -> dict[str, Any]:
+        output: list[dict[str, Any]] = []
+        if self.text:
+            output.append(
+                {
+                    "type": "message",
+                    "id": "msg_1",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": self.text, "annotations": []}],
+                }
+            )
+        if self.tool:
+            name, arguments = self.tool
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": "fc_1",
+                    "call_id": "call_1",
+                    "name": name,
+                    "arguments": arguments,
+                    "status": "completed",
+                }
+            )
+        return {
+            "id": rid,
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "model": self.model,
+            "output": output,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": self.prompt_tokens,
+                "output_tokens": self.completion_tokens,
+                "total_tokens": self.prompt_tokens + self.completion_tokens,
+            },
+        }
+
+    def _responses_events(self, rid: str) -> list[tuple[str | None, Any]]:
+        final = self._responses_whole(rid)
+        started = {**final, "status": "in_progress", "output": [], "usage": None}
+        events: list[tuple[str | None, Any]] = [
+            ("response.created", {"type": "response.created", "response": started})
+        ]
+        for piece in self.pieces():
+            events.append(
+                (
+                    "response.output_text.delta",
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": "msg_1",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": piece,
+                    },
+                )
+            )
+        events.append(("response.completed", {"type": "response.completed", "response": final}))
+        return [(name, {**data, "sequence_number": i}) for i, (name, data) in enumerate(events)]
+
+    # --- Anthropic messages --------------------------------------------------------------
+
+    def _messages_whole(self, rid: str) -> dict[str, Any]:
+        content: list[dict[str, Any]] = []
+        if self.text:
+            content.append({"type": "text", "text": self.text})
+        if self.tool:
+            name, arguments = self.tool
+            content.append(
+                {"type": "tool_use", "id": "toolu_1", "name": name, "input": json.loads(arguments)}
+            )
+        return {
+            "id": rid,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": "tool_use" if self.tool else "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": self.prompt_tokens,
+                "output_tokens": self.completion_tokens,
+            },
+        }
+
+    def _messages_events(self, rid: str) -> list[tuple[str | None, Any]]:
+        whole = self._messages_whole(rid)
+        start = {**whole, "content": [], "stop_reason": None}
+        start["usage"] = {"input_tokens": self.prompt_tokens, "output_tokens": 0}
+        events: list[tuple[str | None, Any]] = [
+            ("message_start", {"type": "message_start", "message": start})
+        ]
+        index = 0
+        if self.text:
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+            )
+            for piece in self.pieces():
+                events.append(
+                    (
+                        "content_block_delta",
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": piece},
+                        },
+                    )
+                )
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+            index += 1
+        if self.tool:
+            name, arguments = self.tool
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": "toolu_1",
+                            "name": name,
+                            "input": {},
+                        },
+                    },
+                )
+            )
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": arguments},
+                    },
+                )
+            )
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
+        events.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": whole["stop_reason"], "stop_sequence": None},
+                    "usage": {"output_tokens": self.completion_tokens},
+                },
+            )
+        )
+        events.append(("message_stop", {"type": "message_stop"}))
+        return events
 
 
 def start() -> FakeProvider:

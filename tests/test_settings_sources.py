@@ -203,7 +203,8 @@ def test_header_only_when_marked_items_are_collected(sources: pytest.Pytester) -
     result = sources.runpytest_subprocess()
     result.stdout.fnmatch_lines(["collected 3 items", "promptpert: model=openai/stable (*"])
     result = sources.runpytest_subprocess("-n", "2")
-    result.assert_outcomes(passed=3)
+    # test_m makes no model call: its variant compared nothing, which is not a pass.
+    result.assert_outcomes(passed=2, skipped=1)
     assert result.stdout.str().count("promptpert: model=openai/stable (tox.ini)") == 1
 
 
@@ -320,10 +321,10 @@ def test_a_conftest_header_hook_may_hide_the_line(sources: pytest.Pytester) -> N
             pass
         """
     )
-    result = sources.runpytest()
-    result.assert_outcomes(passed=2)
+    result = sources.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=1, skipped=1)  # the variant compared nothing: not a pass
     lines = result.stdout.lines
     start = lines.index("collected 2 items")
     assert lines[start + 1] == ""  # no blank line of ours before pytest's own
-    assert lines[start + 2].startswith("test_a_conftest_header_hook_may_hide_the_line.py ..")
+    assert lines[start + 2].startswith("test_a_conftest_header_hook_may_hide_the_line.py .s")
     assert "promptpert: model=" not in result.stdout.str()
