@@ -6,6 +6,7 @@ Importing this package is cheap: litellm is imported only when a model call is n
 from __future__ import annotations
 
 from .backend import AuthenticationFailed, ProviderError
+from .cached import cached
 from .client import CachedLLM, CacheMissError, Stats
 from .compare import Comparison
 from .request import Completion, Request
@@ -29,4 +30,5 @@ __all__ = [
     "Variant",
     "VariantCatalog",
     "__version__",
+    "cached",
 ]
