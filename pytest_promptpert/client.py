@@ -13,8 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .backend import AuthenticationFailed, BudgetExceeded, LiteLLMBackend, estimate
+from .backend import AuthenticationFailed, BudgetExceeded, Cancelled, LiteLLMBackend, estimate
 from .cache import ResponseCache
+from .redact import Params, Secrets, secret_values
 from .request import Completion, Prompt, Request, to_messages
 
 
@@ -107,7 +108,8 @@ class CachedLLM:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
         self.model = _absolute_local_path(model)
-        self.defaults = dict(defaults)
+        # Params: credentials in the defaults stay out of reprs (tracebacks shown with -l).
+        self.defaults = Params(defaults)
         if api_base:
             # Part of the request (and so of the cache key): another server, another answer.
             self.defaults.setdefault("api_base", api_base)
@@ -117,7 +119,8 @@ class CachedLLM:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._inflight: dict[str, Future[Completion]] = {}
-        self._memo: dict[str, Completion] = {}  # mode "off": this run's answers
+        #: this run's answers that are not in the cache: mode "off", or a write that failed
+        self._memo: dict[str, Completion] = {}
         self._counted: set[str] = set()  # keys already counted in stats this run
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
@@ -130,34 +133,52 @@ class CachedLLM:
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
         self.planning = False
         self.planned: dict[str, tuple[Request, int, float]] = {}
+        #: every credential this client has seen (environment and call parameters), so that
+        #: whatever reports what happened can scrub them
+        self.secrets: Secrets = secret_values(self.defaults)
+        self._cancelled = threading.Event()
 
     # --- building requests --------------------------------------------------------------
 
     def request(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Request:
-        merged = {**self.defaults, **params}
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
+        merged = Params({**self.defaults, **params})
+        self.secrets.add_params(merged)
         model = _absolute_local_path(merged.pop("model", self.model))
         return Request(model=model, messages=to_messages(prompt), params=merged, sample=sample)
 
     # --- calling ------------------------------------------------------------------------
 
     def __call__(self, prompt: Prompt, **params: Any) -> str:
+        params = Params(params)
         return self.complete(prompt, **params).output
 
     def complete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Completion:
+        params = Params(params)
         return self.fetch(self.request(prompt, sample=sample, **params))
 
     async def acall(self, prompt: Prompt, **params: Any) -> str:
+        params = Params(params)
         request = self.request(prompt, **params)
         completion = await asyncio.wrap_future(self.submit(request))
         return completion.output
 
     def fetch(self, request: Request) -> Completion:
-        return self.submit(request).result()
+        return self.fetch_many([request])[0]
 
     def fetch_many(self, requests: list[Request]) -> list[Completion]:
         """All of *requests*, concurrently where they need calls, in order."""
         futures = [self.submit(r) for r in requests]
-        return [f.result() for f in futures]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            self.cancel()  # Ctrl-C: no queued call or retry goes out after it
+            raise
+
+    def cancel(self) -> None:
+        """Stop at once: queued calls and retries are not made, calls in flight not awaited."""
+        self._cancelled.set()
+        self.backend.cancel()
 
     def prefetch(self, requests: list[Request]) -> None:
         """Start fetching *requests* in the background; errors surface when fetched."""
@@ -191,9 +212,9 @@ class CachedLLM:
     def _lookup(self, key: str, request: Request) -> Completion | None:
         """A completion without calling the model, or None when a call is needed."""
         mode = self.cache.mode
-        found: Completion | None = None
-        if mode == "off":
-            found = self._memo.get(key)
+        found: Completion | None = self._memo.get(key)
+        if found is not None or mode == "off":
+            pass
         elif mode == "refresh":
             found = self._fetched_elsewhere(request)  # only what this run already refreshed
         else:
@@ -216,7 +237,9 @@ class CachedLLM:
 
     def _call_into(self, key: str, request: Request, future: Future[Completion]) -> None:
         try:
-            with self.cache.lock(request):
+            if self._cancelled.is_set():
+                raise Cancelled(request.model, None, "cancelled (interrupted) before the call")
+            with self.cache.lock(request, cancelled=self._cancelled):
                 # Another process may have fetched it while we waited for the lock.
                 found = self._fetched_elsewhere(request)
                 if found is None:
@@ -234,15 +257,17 @@ class CachedLLM:
                     finally:
                         with self._lock:
                             self._reserved -= reserved
-                    self.cache.set(request, found)
                     with self._lock:
                         self.stats.calls += 1
                         self.stats.prompt_tokens += found.prompt_tokens
                         self.stats.completion_tokens += found.completion_tokens
                         self.stats.cost += found.cost
                         self._unclaimed.add(key)
-            if self.cache.mode == "off":
-                self._memo[key] = found
+                    if not self.cache.set(request, found):
+                        # Mode "off", or a full disk or read-only mount (reported once by the
+                        # cache): the answer is paid for, so this run keeps it.
+                        with self._lock:
+                            self._memo[key] = found
         except BaseException as exc:
             with self._lock:
                 self.stats.errors += 1

@@ -23,6 +23,7 @@ from .extract import Extractor, ExtractSpecError, parse_extract
 from .findings import collapse_reason
 from .lint import check_prompt, lint_message
 from .metrics import Metric, MetricCatalog, MetricContext, ModelMetric, metric_name
+from .redact import Params, Secrets, secret_values
 from .request import (
     Completion,
     Message,
@@ -33,7 +34,7 @@ from .request import (
     map_last_user_text,
 )
 from .settings import Settings, SettingsError, with_marker
-from .variants import CONTROL, ORIGINAL, VariantCatalog
+from .variants import CONTROL, ORIGINAL, VariantCatalog, VariantError
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,16 @@ class PromptpertSession:
         self.baseline: Mapping[str, Any] | None = None
         #: --promptpert-lint: ``llm`` lints each prompt and answers "" without any call
         self.lint_only = False
+        self._env_secrets = secret_values()
 
     @property
     def has_client(self) -> bool:
         return self._client is not None
+
+    @property
+    def secrets(self) -> Secrets:
+        """The credentials to keep out of what is printed: the client's once it exists."""
+        return self._client.secrets if self._client is not None else self._env_secrets
 
     @property
     def client(self) -> CachedLLM:
@@ -221,11 +228,14 @@ class ItemRun:
                 messages = map_last_user_text(original.messages, session.variants.get(name))
             except PromptError:
                 break  # no user message: the variant items will say so; the original is fine
+            except VariantError:
+                continue  # a broken custom variant: its own item says so; the original is fine
             if messages != original.messages:
                 requests += self._samples(dataclasses.replace(original, messages=messages))
         session.client.prefetch(requests)
 
     def __call__(self, prompt: Prompt, **params: Any) -> str:
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
         client = self.session.client
         request = client.request(prompt, **params)
         if self.session.lint_only:
@@ -369,6 +379,7 @@ class ItemRun:
 
     async def acall(self, prompt: Prompt, **params: Any) -> str:
         """The async form of a call, for async tests; the same cache, fan-out and verdict."""
+        params = Params(params)
         return await asyncio.to_thread(self, prompt, **params)
 
     def _pair(self, request: Request) -> tuple[Request, Request]:

@@ -28,6 +28,14 @@ orthogonal.
 Faults are scripted per test: ``server.faults`` is a list consumed one per request, each an
 HTTP status (answered with ``Retry-After`` when ``server.retry_after`` is set) or ``"drop"``
 (the connection is closed without an answer). ``server.latency`` delays every answer.
+More fault kinds, for hostile-input tests:
+
+- ``"drip"``: a good answer, sent one byte every ``server.drip_interval`` seconds;
+- ``"malformed"``: HTTP 200 with a body that is not JSON;
+- ``"empty_choices"``: HTTP 200 with ``"choices": []``;
+- ``"surrogate"``: an answer holding a lone surrogate (``"\\ud83d"`` in the JSON);
+- ``"nonstring"``: an answer whose content is a number;
+- ``"echo_key"``: HTTP 500 whose body repeats the request's ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -178,6 +186,7 @@ class FakeProvider(ThreadingHTTPServer):
         self.faults: list[int | str] = []
         self.retry_after: str | None = None
         self.latency = 0.0
+        self.drip_interval = 0.5
         self.required_key: str | None = None
         self.in_flight = 0
         self.max_in_flight = 0
@@ -198,6 +207,7 @@ class FakeProvider(ThreadingHTTPServer):
             self.faults.clear()
             self.retry_after = None
             self.latency = 0.0
+            self.drip_interval = 0.5
             self.required_key = None
             self.max_in_flight = 0
             self.takes.clear()
@@ -239,6 +249,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _send_raw(self, status: int, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drip(self, status: int, body: dict[str, Any]) -> None:
+        """Headers at once, then the body a byte at a time, until done, reset or hung up."""
+        data = json.dumps(body).encode()
+        generation = self.server.generation
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(len(data)):
+            if self.server.generation != generation:
+                break
+            try:
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+            except OSError:
+                break
+            time.sleep(self.server.drip_interval)
+        self.close_connection = True
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -255,6 +291,13 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "drop":
                 self.close_connection = True
                 self.connection.close()
+                return
+            if fault == "malformed":
+                self._send_raw(200, b'{"id": "fake", "choices": [{"index": 0, "mess')
+                return
+            if fault == "echo_key":
+                seen = self.headers.get("Authorization", "")
+                self._send(500, {"error": {"message": f"bad request with {seen}", "type": "x"}})
                 return
             if isinstance(fault, int):
                 headers = {"Retry-After": server.retry_after} if server.retry_after else {}
@@ -273,10 +316,13 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path.endswith("/chat/completions"):
                 prompt = _last_user(body.get("messages", []))
                 text = answer(model, prompt, server.take(model, prompt))
+                if fault == "surrogate":
+                    text = "half an emoji: \ud83d"
+                content: Any = 123 if fault == "nonstring" else text
                 message = structured_message(model, prompt, body)
                 choice: dict[str, Any] = {
                     "index": 0,
-                    "message": message or {"role": "assistant", "content": text},
+                    "message": message or {"role": "assistant", "content": content},
                     "finish_reason": "tool_calls"
                     if message and "tool_calls" in message
                     else "stop",
@@ -290,14 +336,14 @@ class _Handler(BaseHTTPRequestHandler):
             with server.lock:
                 if server.generation == generation:
                     server.requests.append({"model": model, "prompt": prompt, "body": body})
-            self._send(
+            (self._drip if fault == "drip" else self._send)(
                 200,
                 {
                     "id": f"fake-{len(server.requests)}",
                     "object": obj,
                     "created": int(time.time()),
                     "model": model,
-                    "choices": [choice],
+                    "choices": [] if fault == "empty_choices" else [choice],
                     "usage": {
                         "prompt_tokens": len(prompt.split()),
                         "completion_tokens": len(text.split()),
