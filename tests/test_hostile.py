@@ -471,8 +471,12 @@ def test_provider_dripping_one_byte_at_a_time_meets_the_deadline(project, provid
     pytester = project("stable", retries=0, timeout=1)
     pytester.makepyfile(ONE_CALL)
     provider.faults = ["drip"]
-    provider.drip_interval = 0.5  # a ~300-byte answer would take minutes
+    # A ~300-byte answer would take 25 minutes. The slow drip also keeps the abandoned call's
+    # thread asleep while the inner run ends (CPython 3.11 can fail "AST constructor recursion
+    # depth mismatch" when a thread imports while pytest rewrites assertions).
+    provider.drip_interval = 5
     result = pytester.runpytest()
+    provider.reset()  # stop dripping
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*timed out: no complete answer from 127.0.0.1:* within 1 s*"])
 
