@@ -27,6 +27,7 @@ QUICK = {
     "bench_overhead.py": ["--calls", "50", "--repeat", "3"],
     "bench_fanout.py": ["--repeat", "1"],
     "bench_cache.py": ["--entries", "10000", "--samples", "1000"],
+    "bench_cache_cli.py": ["--entries", "5000", "--samples", "500"],
 }
 
 

@@ -1,35 +1,39 @@
 """The response cache: diskcache on disk, JSON text values, opened only when first used.
 
 Nothing read from the directory is ever unpickled (see :mod:`pytest_promptpert.disk`): a cache
-written by someone else can hold wrong answers, never code.
+written by someone else can hold wrong answers, never code. A shared tier (Redis,
+``redis_store.py``) may sit behind the directory: read through, written to, locked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
 import sqlite3
 import threading
 import time
 import warnings
 from collections.abc import Iterator
-from concurrent.futures import CancelledError
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .lease import (
+    LOCK_LEASE,
+    WRITE_ERRORS,
+    Lease,
+    acquire,
+    diskcache_timeout,
+    holder_name,
+)
 from .request import Completion, Request
+from .store import is_entry_key
+from .usage import UsageTally
 
 if TYPE_CHECKING:
-    import diskcache
+    from .redis_store import SharedTier
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
-#: Seconds a per-key lock lasts unless its holder renews it (it does, while it waits on the
-#: model): a holder killed on another host or in another container blocks the key this long.
-LOCK_LEASE = 10.0
-#: Seconds a run waits on another's lock before it says so.
-LOCK_PATIENCE = 2.0
 PROBE_KEY = "__probe__"
 
 GITIGNORE = "# Created by pytest-promptpert automatically.\n*\n"
@@ -40,24 +44,8 @@ CACHEDIR_TAG = (
     "#\thttps://bford.info/cachedir/spec.html\n"
 )
 
-_WRITE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
 #: SQLite's words for "the entries may be fine, but nothing can be written here"
 _CANNOT_WRITE = ("readonly", "disk is full", "disk I/O error")
-
-
-def _dead_here(holder: str) -> bool:
-    """True when *holder* (host:pid:thread) is a process of this host that no longer runs."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 class CacheWarning(UserWarning):
@@ -71,12 +59,25 @@ class CacheDirError(OSError):
 class ResponseCache:
     """Completions by request key, stored as JSON text; a lock per key across processes."""
 
-    def __init__(self, directory: Path, mode: str = "auto", *, lease: float = LOCK_LEASE) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        mode: str = "auto",
+        *,
+        run_id: str = "",
+        shared: SharedTier | None = None,
+        lease: float = LOCK_LEASE,
+    ) -> None:
         if mode not in CACHE_MODES:
             raise ValueError(f"cache mode {mode!r} is not one of {', '.join(CACHE_MODES)}")
         self.directory = Path(directory)
         self.mode = mode
+        self.run_id = run_id
         self.lease = lease
+        #: what this process read and wrote, written next to the cache at close (usage.py)
+        self.usage = UsageTally()
+        #: a shared cache (Redis) behind this directory: read through, written to, locked
+        self.shared = shared
         self._cache: Any = None  # diskcache.Cache, or disk.ReadOnlyCache on a read-only mount
         self._open_lock = threading.Lock()
         #: the directory cannot be written (a read-only mount): reads only
@@ -94,12 +95,18 @@ class ResponseCache:
     def writes(self) -> bool:
         return self.mode in ("auto", "refresh")
 
+    @property
+    def writes_locally(self) -> bool:
+        return self.mode != "off"
+
     def _warn_once(self, kind: str, message: str) -> None:
         with self._open_lock:
             if kind in self._warned:
                 return
             self._warned.add(kind)
         warnings.warn(CacheWarning(message), stacklevel=3)
+
+    # --- opening --------------------------------------------------------------------------
 
     def _open(self) -> Any:
         if self._cache is None:
@@ -175,18 +182,42 @@ class ResponseCache:
         self._write_markers()
         return cache
 
+    def _writer(self) -> Any:
+        """The open cache, for a write: an error naming the reason when it is read-only."""
+        cache = self._open()
+        if self.read_only:
+            raise CacheDirError(
+                f"cannot write to the cache {self.directory}: {self._read_only_reason}"
+            )
+        return cache
+
+    # --- completions, for the client ------------------------------------------------------
+
     def get(self, request: Request) -> Completion | None:
         """The cached completion, if this mode reads the cache."""
-        return self.read(request) if self.reads else None
+        found = self.read(request) if self.reads else None
+        if found is not None and (found.run != self.run_id or not found.run):
+            # an answer this run paid for itself saved nothing
+            self.usage.hit(request.key(), found.tokens, found.cost)
+        return found
 
     def read(self, request: Request) -> Completion | None:
-        """The cached completion whatever the mode (``refresh`` rereads what it wrote)."""
+        """The cached completion whatever the mode (``refresh`` rereads what it wrote).
+
+        Local first, then the shared tier (a shared hit is kept in the directory). An entry
+        that is not a readable completion is a miss, reported once per run, never unpickled.
+        """
         if self.mode == "off":
             return None
         from .disk import Damaged
 
         key = request.key()
         value = self._open().get(key)
+        where = str(self.directory)
+        shared = False
+        if value is None and self.shared is not None:
+            value, shared = self.shared.read(key), True
+            where = self.shared.store.location
         if value is None:
             return None
         why = value.why if isinstance(value, Damaged) else None
@@ -194,28 +225,40 @@ class ResponseCache:
             why = f"a {type(value).__name__}, not text"
         if why is None:
             try:
-                return Completion.from_json(value)
+                found = Completion.from_json(value)
             except (ValueError, KeyError, TypeError) as exc:
                 why = f"not a readable completion: {exc}"
+            else:
+                if shared:
+                    self._keep_shared(key, value)
+                return found
         self._warn_once(
             "damaged",
-            f"cache entry {key[:16]}… in {self.directory} is damaged ({why}); it was treated"
+            f"cache entry {key[:16]}… in {where} is damaged ({why}); it was treated"
             " as a miss and never unpickled or run (later damaged entries are not reported)",
         )
         return None
 
+    def _keep_shared(self, key: str, text: str) -> None:
+        """A shared hit, kept in this directory for the next read (when it can be written)."""
+        if self.writes_locally and not self.read_only:
+            with contextlib.suppress(*WRITE_ERRORS, diskcache_timeout()):
+                self._open().set(key, text)
+
     def set(self, request: Request, completion: Completion) -> bool:
-        """Store *completion*; False when this mode does not write or the write failed."""
+        """Store *completion*; False when this mode does not write or the local write failed."""
         if not self.writes:
             return False
+        key = request.key()
+        text = completion.to_json(request)
+        if self.shared is not None:
+            self.shared.write(key, text)
         try:
-            cache = self._open()
-            if self.read_only:
-                raise OSError(self._read_only_reason)
-            cache.set(request.key(), completion.to_json(request))
-        except (*_WRITE_ERRORS, _timeout()) as exc:
+            self._writer().set(key, text)
+        except (*WRITE_ERRORS, diskcache_timeout()) as exc:
             self._write_failed(exc)
             return False
+        self.usage.wrote(key)
         return True
 
     def _write_failed(self, exc: BaseException) -> None:
@@ -227,104 +270,135 @@ class ResponseCache:
             " memory; a later run will have to ask for them again",
         )
 
-    @contextlib.contextmanager
-    def lock(self, request: Request, *, cancelled: threading.Event | None = None) -> Iterator[None]:
-        """Hold a lock on *request*'s key across processes sharing this directory.
+    # --- locks --------------------------------------------------------------------------
+
+    def lock(
+        self, request: Request, *, cancelled: threading.Event | None = None
+    ) -> AbstractContextManager[None]:
+        """Hold a lock on *request*'s key (see :meth:`lock_key`)."""
+        about = f"{request.model!r} and prompt {request.prompt!r:.80}"
+        return self._lock(request.key(), cancelled, about)
+
+    def lock_key(
+        self, key: str, cancelled: threading.Event | None = None
+    ) -> AbstractContextManager[None]:
+        """Hold a lock on *key* across processes sharing this directory (and the shared tier).
 
         The lock names its holder (host, pid, thread) and is a lease of :attr:`lease` seconds
         that the holder renews while it waits on the model: a waiter breaks the lock of a holder
         that died on this host at once, and any other dead holder's lock expires in seconds.
+        On a full disk or a read-only mount the call goes on without the local lock.
         """
+        return self._lock(key, cancelled, f"the entry {key[:16]}…")
+
+    @contextlib.contextmanager
+    def _lock(self, key: str, cancelled: threading.Event | None, about: str) -> Iterator[None]:
         if self.mode in ("off", "replay"):
             yield
             return
         cache = self._open()
-        name = f"lock:{request.key()}"
-        me = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        name, me = f"lock:{key}", holder_name()
         held = False
         if not self.read_only:
             try:
-                held = self._acquire(cache, name, me, request, cancelled)
-            except (*_WRITE_ERRORS, _timeout()) as exc:
+                acquire(cache, name, me, self.lease, cancelled, self._waiting(name, about))
+                held = True
+            except (*WRITE_ERRORS, diskcache_timeout()) as exc:
                 self._write_failed(exc)  # a full disk: call without the lock, keep the answer
-        if not held:
-            yield
-            return
-        lease = _Lease(cache, name, me, self.lease)
-        lease.start()
+        lease = Lease(cache, name, me, self.lease) if held else None
+        if lease is not None:
+            lease.start()
         try:
-            yield
+            # one call per key across machines: the shared tier's lock inside the local one
+            with self.shared.lock(key, cancelled) if self.shared else contextlib.nullcontext():
+                yield
         finally:
-            lease.stop()
-            # A failed delete (a full disk) leaves the lease to expire in seconds.
-            with contextlib.suppress(*_WRITE_ERRORS, _timeout()), cache.transact(retry=True):
-                if cache.get(name) == me:
-                    cache.delete(name)
+            if lease is not None:
+                lease.stop()
+                # A failed delete (a full disk) leaves the lease to expire in seconds.
+                with (
+                    contextlib.suppress(*WRITE_ERRORS, diskcache_timeout()),
+                    cache.transact(retry=True),
+                ):
+                    if cache.get(name) == me:
+                        cache.delete(name)
 
-    def _acquire(
-        self,
-        cache: diskcache.Cache,
-        name: str,
-        me: str,
-        request: Request,
-        cancelled: threading.Event | None,
-    ) -> bool:
-        started = time.monotonic()
-        while not cache.add(name, me, expire=self.lease, retry=True):
-            holder, expires = cache.get(name, expire_time=True, retry=True)
-            if not isinstance(holder, str):
-                holder = "unknown"  # damaged or planted: not ours, not to be trusted
-            # A lock that claims to outlive any lease we give was not taken by this version.
-            foreign = expires is None or expires > time.time() + self.lease + 1.0
-            if foreign or holder == "unknown" or _dead_here(holder):
-                cache.delete(name, retry=True)
+    def _waiting(self, name: str, about: str) -> Any:
+        def waiting(holder: str) -> None:
+            self._warn_once(
+                f"wait:{name}",
+                f"waiting for another run ({holder}) that is asking the model for {about};"
+                f" its lock expires {self.lease:g} s after its holder stops renewing it",
+            )
+
+        return waiting
+
+    # --- entries by key, for ``promptpert cache`` (cache_admin.py) -------------------------
+
+    def entry_keys(self) -> Iterator[str]:
+        """The key of every entry (lock and other bookkeeping keys left out)."""
+        for key, _ in self._scan(with_values=False):
+            yield key
+
+    def entry_texts(self, *, by_key: bool = False) -> Iterator[tuple[str, str | None]]:
+        """Every entry's key and stored text (None where the value is not text: damaged)."""
+        return self._scan(with_values=True, by_key=by_key)
+
+    def _scan(self, *, with_values: bool, by_key: bool = False) -> Iterator[tuple[str, str | None]]:
+        if not self.directory.exists():
+            return
+        cache = self._open()
+        sql, disk = getattr(cache, "_sql", None), getattr(cache, "_disk", None)
+        if sql is None or disk is None:  # not the diskcache we know: key by key, slower
+            for key in cache.iterkeys():  # in key order
+                if isinstance(key, str) and is_entry_key(key):
+                    yield key, self.get_text(key) if with_values else None
+            return
+        # One table scan: diskcache's own iterkeys() pages with a query that grows slow on
+        # large caches (100k entries: seconds of CPU), a scan reads them all in a fraction.
+        # Values go through TextOnlyDisk.fetch: text, or a Damaged marker (yielded as None);
+        # nothing is unpickled and no file outside the database is read.
+        columns = "key, mode, filename, value" if with_values else "key, 0, NULL, NULL"
+        order = " ORDER BY key" if by_key else ""
+        for key, mode, filename, value in sql(f"SELECT {columns} FROM Cache WHERE raw = 1{order}"):
+            if not (isinstance(key, str) and is_entry_key(key)):
                 continue
-            if time.monotonic() - started >= LOCK_PATIENCE:
-                self._warn_once(
-                    f"wait:{name}",
-                    f"waiting for another run ({holder}) that is asking the model for"
-                    f" {request.model!r} and prompt {request.prompt!r:.80}; its lock expires"
-                    f" {self.lease:g} s after its holder stops renewing it",
-                )
-            if (cancelled or threading.Event()).wait(0.02):
-                raise CancelledError("cancelled while waiting for another run's lock")
-        return True
+            if not with_values:
+                yield key, None
+                continue
+            try:
+                text = disk.fetch(mode, filename, value, False)
+            except Exception:  # a damaged or foreign value: unreadable, never fatal
+                text = None
+            yield key, text if isinstance(text, str) else None
+
+    def get_text(self, key: str) -> str | None:
+        """An entry's stored JSON text, whatever the mode (None when missing or damaged)."""
+        text = self._open().get(key, retry=True)
+        return text if isinstance(text, str) else None
+
+    def set_text(self, key: str, text: str) -> None:
+        self._writer().set(key, text, retry=True)
+
+    def delete_key(self, key: str) -> bool:
+        return bool(self._writer().delete(key, retry=True))
+
+    def batch(self) -> AbstractContextManager[object]:
+        """One transaction for many writes (an import): far faster than one per write."""
+        return self._writer().transact(retry=True)  # type: ignore[no-any-return]
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
 
     def __len__(self) -> int:
         return len(self._open()) if self.directory.exists() else 0
 
     def close(self) -> None:
+        if self.shared is not None:
+            self.shared.close()
         if self._cache is not None:
+            if not self.read_only:
+                self.usage.flush(self.directory, self.run_id)
             self._cache.close()
             self._cache = None
-
-
-def _timeout() -> type[BaseException]:
-    import diskcache
-
-    return diskcache.Timeout  # type: ignore[no-any-return]
-
-
-class _Lease(threading.Thread):
-    """Renews a held lock every quarter lease until stopped; gives up if another took it."""
-
-    def __init__(self, cache: Any, name: str, holder: str, lease: float) -> None:
-        super().__init__(name="promptpert-lease", daemon=True)
-        self.cache = cache
-        self.lock_name = name
-        self.holder = holder
-        self.lease = lease
-        self._stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self._stopped.wait(self.lease / 4):
-            try:
-                with self.cache.transact(retry=True):
-                    if self.cache.get(self.lock_name) != self.holder:
-                        return
-                    self.cache.touch(self.lock_name, expire=self.lease)
-            except (*_WRITE_ERRORS, _timeout()):
-                pass  # a full disk: the lease runs out, as it would for a dead holder
-
-    def stop(self) -> None:
-        self._stopped.set()

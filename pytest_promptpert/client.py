@@ -7,14 +7,15 @@ import concurrent.futures
 import dataclasses
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from . import batch
 from .backend import AuthenticationFailed, BudgetExceeded, Cancelled, LiteLLMBackend, estimate
-from .cache import ResponseCache
+from .cache import CACHE_MODES, ResponseCache
 from .redact import Params, Secrets, secret_values
 from .request import Completion, Prompt, Request, to_messages
 
@@ -101,6 +102,7 @@ class CachedLLM:
         backoff: float = 0.5,
         max_cost: float | None = None,
         run_id: str | None = None,
+        cache_url: str | None = None,
         **defaults: Any,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
@@ -114,7 +116,15 @@ class CachedLLM:
             # Part of the request (and so of the cache key): another server, another answer.
             self.defaults.setdefault("api_base", api_base)
         self.concurrency = concurrency
-        self.cache = ResponseCache(Path(cache_dir), cache)
+        #: shared by the processes of one run (xdist workers), so that ``refresh`` refreshes
+        #: each answer once per run, not once per process
+        self.run_id = run_id or uuid.uuid4().hex
+        shared = None
+        if cache_url and cache != "off":
+            from .redis_store import open_shared
+
+            shared = open_shared(cache_url)
+        self.cache = ResponseCache(Path(cache_dir), cache, run_id=self.run_id, shared=shared)
         self.backend = LiteLLMBackend(retries=retries, timeout=timeout, backoff=backoff)
         self.stats = Stats()
         self._lock = threading.Lock()
@@ -124,10 +134,8 @@ class CachedLLM:
         self._counted: set[str] = set()  # keys already counted in stats this run
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
+        self._views: dict[str, ResponseCache] = {}  # per-call cache= overrides
         self.max_cost = max_cost
-        #: shared by the processes of one run (xdist workers), so that ``refresh`` refreshes
-        #: each answer once per run, not once per process
-        self.run_id = run_id or uuid.uuid4().hex
         self._reserved = 0.0
         self._auth_failure: AuthenticationFailed | None = None
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
@@ -153,22 +161,105 @@ class CachedLLM:
         params = Params(params)
         return self.complete(prompt, **params).output
 
-    def complete(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Completion:
-        params = Params(params)
-        return self.fetch(self.request(prompt, sample=sample, **params))
-
     async def acall(self, prompt: Prompt, **params: Any) -> str:
         params = Params(params)
-        request = self.request(prompt, **params)
-        completion = await asyncio.wrap_future(self.submit(request))
-        return completion.output
+        return (await self.acomplete(prompt, **params)).output
+
+    def complete(
+        self, prompt: Prompt, *, sample: int = 0, cache: str | None = None, **params: Any
+    ) -> Completion:
+        """The whole answer: ``output``, ``tool_calls``, tokens, ``cost``, ``cached``.
+
+        *cache* overrides the client's mode for this call (``"refresh"``, ``"off"``, ...).
+        """
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
+        request = self.request(prompt, sample=sample, **params)
+        return self._wait([self.submit(request, cache=self.cache_view(cache))])[0]
+
+    async def acomplete(
+        self, prompt: Prompt, *, sample: int = 0, cache: str | None = None, **params: Any
+    ) -> Completion:
+        params = Params(params)
+        request = self.request(prompt, sample=sample, **params)
+        return await asyncio.wrap_future(self.submit(request, cache=self.cache_view(cache)))
+
+    def map(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        cache: str | None = None,
+        return_exceptions: bool = False,
+        progress: bool | batch.Progress | None = None,
+        **params: Any,
+    ) -> list[Completion]:
+        """:meth:`complete` for every prompt, at most ``concurrency`` calls at once, in order.
+
+        The first error is raised once every prompt is done, unless *return_exceptions* (then
+        errors take their prompts' places). *progress*: a ``done/total`` count on stderr, by
+        default only when stderr is a terminal; or a callable ``(done, total)``.
+        """
+        params = Params(params)
+        futures = self._submit_all(prompts, cache, params)
+        try:
+            done = batch.gather(
+                futures,
+                return_exceptions=return_exceptions,
+                progress=batch.resolve_progress(progress),
+            )
+        except KeyboardInterrupt:
+            self.cancel()  # Ctrl-C: no queued call or retry goes out after it
+            raise
+        return done  # type: ignore[return-value]  # errors only with return_exceptions
+
+    async def amap(
+        self,
+        prompts: Iterable[Prompt],
+        *,
+        cache: str | None = None,
+        return_exceptions: bool = False,
+        progress: bool | batch.Progress | None = None,
+        **params: Any,
+    ) -> list[Completion]:
+        """:meth:`map` for a coroutine."""
+        params = Params(params)
+        futures = self._submit_all(prompts, cache, params)
+        done = await batch.agather(
+            futures, return_exceptions=return_exceptions, progress=batch.resolve_progress(progress)
+        )
+        return done  # type: ignore[return-value]
+
+    def _submit_all(
+        self, prompts: Iterable[Prompt], cache: str | None, params: dict[str, Any]
+    ) -> list[Future[Completion]]:
+        view = self.cache_view(cache)
+        requests = [self.request(prompt, **params) for prompt in prompts]  # all checked first
+        return [self.submit(request, cache=view) for request in requests]
+
+    def cache_view(self, mode: str | None) -> ResponseCache:
+        """The cache in another *mode* (same directory), for a per-call ``cache=`` override."""
+        if mode is None or mode == self.cache.mode:
+            return self.cache
+        if mode not in CACHE_MODES:
+            raise ValueError(f"cache={mode!r} is not a cache mode ({', '.join(CACHE_MODES)})")
+        with self._lock:
+            if mode not in self._views:
+                self._views[mode] = ResponseCache(
+                    self.cache.directory,
+                    mode,
+                    run_id=self.run_id,
+                    shared=self.cache.shared,
+                    lease=self.cache.lease,
+                )
+            return self._views[mode]
 
     def fetch(self, request: Request) -> Completion:
         return self.fetch_many([request])[0]
 
     def fetch_many(self, requests: list[Request]) -> list[Completion]:
         """All of *requests*, concurrently where they need calls, in order."""
-        futures = [self.submit(r) for r in requests]
+        return self._wait([self.submit(r) for r in requests])
+
+    def _wait(self, futures: list[Future[Completion]]) -> list[Completion]:
         try:
             return [f.result() for f in futures]
         except KeyboardInterrupt:
@@ -187,38 +278,44 @@ class CachedLLM:
         for request in requests:
             self.submit(request)
 
-    def submit(self, request: Request) -> Future[Completion]:
-        """A future for *request*'s completion; one per key while it is in flight."""
+    def submit(self, request: Request, *, cache: ResponseCache | None = None) -> Future[Completion]:
+        """A future for *request*'s completion; one per key (and mode) while it is in flight."""
+        cache = self.cache if cache is None else cache  # (an empty cache is falsy)
         key = request.key()
+        flight = key if cache is self.cache else f"{cache.mode}:{key}"
         with self._lock:
-            running = self._inflight.get(key)
+            running = self._inflight.get(flight)
             if running is not None:
                 return running
             future: Future[Completion] = Future()
-            self._inflight[key] = future
+            self._inflight[flight] = future
         try:
-            done = self._lookup(key, request)
+            done = self._lookup(key, request, cache)
         except BaseException as exc:
-            self._settle(key, future, error=exc)
+            self._settle(flight, future, error=exc)
             return future
         if done is not None:
-            self._settle(key, future, result=done)
+            self._settle(flight, future, result=done)
         else:
-            self._pool().submit(self._call_into, key, request, future)
+            self._pool().submit(self._call_into, key, request, future, cache, flight)
         return future
 
     # --- internals ----------------------------------------------------------------------
 
-    def _lookup(self, key: str, request: Request) -> Completion | None:
+    def _lookup(self, key: str, request: Request, cache: ResponseCache) -> Completion | None:
         """A completion without calling the model, or None when a call is needed."""
-        mode = self.cache.mode
-        found: Completion | None = self._memo.get(key)
+        mode = cache.mode
+        # This run's answers that are not in the cache (mode "off", a write that failed);
+        # a per-call cache="off" asks again, as it says.
+        found: Completion | None = None
+        if cache is self.cache or mode != "off":
+            found = self._memo.get(key)
         if found is not None or mode == "off":
             pass
         elif mode == "refresh":
-            found = self._fetched_elsewhere(request)  # only what this run already refreshed
+            found = self._fetched_elsewhere(request, cache)  # only what this run refreshed
         else:
-            found = self.cache.get(request)
+            found = cache.get(request)
         with self._lock:
             first = key not in self._counted
             self._counted.add(key)
@@ -235,13 +332,20 @@ class CachedLLM:
             raise Planned(request)
         return None
 
-    def _call_into(self, key: str, request: Request, future: Future[Completion]) -> None:
+    def _call_into(
+        self,
+        key: str,
+        request: Request,
+        future: Future[Completion],
+        cache: ResponseCache,
+        flight: str,
+    ) -> None:
         try:
             if self._cancelled.is_set():
                 raise Cancelled(request.model, None, "cancelled (interrupted) before the call")
-            with self.cache.lock(request, cancelled=self._cancelled):
+            with cache.lock(request, cancelled=self._cancelled):
                 # Another process may have fetched it while we waited for the lock.
-                found = self._fetched_elsewhere(request)
+                found = self._fetched_elsewhere(request, cache)
                 if found is None:
                     if self._auth_failure is not None:
                         # Bad credentials stay bad: say it once, do not ask again for each item.
@@ -263,7 +367,9 @@ class CachedLLM:
                         self.stats.completion_tokens += found.completion_tokens
                         self.stats.cost += found.cost
                         self._unclaimed.add(key)
-                    if not self.cache.set(request, found):
+                    if not cache.set(request, found) and (
+                        cache is self.cache or cache.mode != "off"
+                    ):
                         # Mode "off", or a full disk or read-only mount (reported once by the
                         # cache): the answer is paid for, so this run keeps it.
                         with self._lock:
@@ -273,16 +379,16 @@ class CachedLLM:
                 self.stats.errors += 1
                 if isinstance(exc, AuthenticationFailed) and self._auth_failure is None:
                     self._auth_failure = exc
-            self._settle(key, future, error=exc)
+            self._settle(flight, future, error=exc)
         else:
-            self._settle(key, future, result=found)
+            self._settle(flight, future, result=found)
 
-    def _fetched_elsewhere(self, request: Request) -> Completion | None:
+    def _fetched_elsewhere(self, request: Request, cache: ResponseCache) -> Completion | None:
         """A cached answer another thread or process got for this run's purposes."""
-        if self.cache.mode == "refresh":
-            found = self.cache.read(request)
+        if cache.mode == "refresh":
+            found = cache.read(request)
             return found if found is not None and found.run == self.run_id else None
-        return self.cache.get(request)
+        return cache.get(request)
 
     def claim_call(self, request: Request) -> bool:
         """True once for each request this client called: who asked for it pays for it.
@@ -354,6 +460,8 @@ class CachedLLM:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
         self.backend.close()
+        for view in self._views.values():
+            view.close()
         self.cache.close()
 
     def __enter__(self) -> CachedLLM:

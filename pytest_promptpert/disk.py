@@ -112,6 +112,10 @@ class ReadOnlyCache:
         found = self._disk.fetch(mode, filename, value, False)
         return (found, expires) if expire_time else found
 
+    def _sql(self, query: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """A query on the database, as diskcache's own ``_sql`` (for one-scan listings)."""
+        return self._db.execute(query, params)
+
     def __len__(self) -> int:
         ((count,),) = self._db.execute("SELECT COUNT(*) FROM Cache").fetchall()
         return int(count)

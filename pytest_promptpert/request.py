@@ -153,6 +153,13 @@ def _canonical(value: Any, *, ascii: bool = False) -> str:
     )
 
 
+def key_of(public: Mapping[str, Any]) -> str:
+    """The cache key of a request given as :meth:`Request.public` (as entries store it)."""
+    payload = {"v": KEY_VERSION, **public}
+    # surrogatepass: a prompt holding a lone surrogate still has a key (it fails to send).
+    return hashlib.sha256(_canonical(payload).encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True, eq=False, repr=False)
 class Request:
     """One model call. ``params`` may hold credentials; :meth:`key` and the repr never show them.
@@ -181,9 +188,7 @@ class Request:
         return public
 
     def key(self) -> str:
-        payload = {"v": KEY_VERSION, **self.public()}
-        # surrogatepass: a prompt holding a lone surrogate still has a key (it fails to send).
-        return hashlib.sha256(_canonical(payload).encode("utf-8", "surrogatepass")).hexdigest()
+        return key_of(self.public())
 
     def __repr__(self) -> str:
         public = self.public()

@@ -146,6 +146,7 @@ def make_client(settings: Settings, run_id: str) -> CachedLLM:
         run_id=run_id,
         cache_dir=settings.cache_dir,
         cache=settings.cache,
+        cache_url=settings.cache_url,
         api_base=settings.api_base,
         concurrency=settings.concurrency,
         retries=settings.retries,

@@ -7,9 +7,11 @@ settings, kill) in its test name's first word. The cases that need to mount a fi
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +22,7 @@ import diskcache
 import pytest
 from conftest import SENTINEL_KEY
 
-from pytest_promptpert import CachedLLM
+from pytest_promptpert import CachedLLM, cli
 from pytest_promptpert.cache import ResponseCache
 from pytest_promptpert.request import Completion, Request
 from pytest_promptpert.settings import Settings
@@ -160,6 +162,31 @@ def test_cache_planted_file_name_cannot_make_an_overwrite_delete_elsewhere(tmp_p
     assert victim.read_text() == "keep me"
 
 
+def test_cache_commands_list_planted_entries_as_unreadable_and_never_run_them(
+    project, provider, tmp_path
+):
+    pytester = project("stable")
+    pytester.makepyfile(ONE_CALL)
+    pytester.runpytest().assert_outcomes(passed=1)
+    cache_dir = pytester.path / ".promptpert_cache"
+    (key,) = _answer_keys(cache_dir)
+    marker = tmp_path / "pwned"
+    planted = "ab" * 32  # shaped like an entry's key, so the one-scan listing reads it
+    with diskcache.Cache(str(cache_dir)) as cache:  # diskcache's own Disk: pickle mode
+        cache.set(planted, Planted(marker))
+    texts = dict(ResponseCache(cache_dir).entry_texts())
+    assert texts[planted] is None and json.loads(texts[key] or "")["output"]
+    args = ["--cache-dir", str(cache_dir), "--json"]
+    out = io.StringIO()
+    assert cli.main(["cache", "stats", *args], out=out) == 0
+    assert json.loads(out.getvalue())["unreadable"] == 1
+    out = io.StringIO()
+    assert cli.main(["cache", "ls", *args], out=out) == 0
+    assert [row["key"] for row in json.loads(out.getvalue())] == [key]
+    assert cli.main(["cache", "export", "-", "--cache-dir", str(cache_dir)], out=out) == 0
+    assert not marker.exists()
+
+
 def test_cache_directory_is_tagged_and_ignored_by_git_unless_the_user_untags_it(project):
     pytester = project("stable")
     pytester.makepyfile(ONE_CALL)
@@ -216,6 +243,24 @@ def test_disk_refresh_on_a_read_only_mount_is_a_usage_error(project, mounts):
     result = pytester.runpytest("--promptpert-cache=refresh")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*cache directory*is not writable*"])
+
+
+def test_disk_cache_commands_read_a_read_only_mount_and_refuse_to_write(
+    project, provider, mounts, capsys
+):
+    pytester = project("stable")
+    pytester.makepyfile(ONE_CALL)
+    pytester.runpytest().assert_outcomes(passed=1)
+    cache_dir = pytester.path / ".promptpert_cache"
+    (key,) = _answer_keys(cache_dir)
+    _mount(mounts, cache_dir, "--bind", str(cache_dir))
+    _mount(mounts, cache_dir, "-o", "remount,bind,ro")
+    out = io.StringIO()
+    assert cli.main(["cache", "ls", "--json", "--cache-dir", str(cache_dir)], out=out) == 0
+    assert [row["key"] for row in json.loads(out.getvalue())] == [key]
+    assert cli.main(["cache", "clear", "--yes", "--cache-dir", str(cache_dir)], out=out) == 2
+    assert f"cannot write to the cache {cache_dir}" in capsys.readouterr().err
+    assert list(ResponseCache(cache_dir).entry_keys()) == [key]
 
 
 def test_disk_full_keeps_paid_answers_for_the_run_and_says_so_once(
@@ -741,4 +786,17 @@ def test_kill_lock_held_on_another_host_is_waited_out_with_a_warning(tmp_path):
     waiting = r"waiting for another run \(another-host:1:1\)"
     with pytest.warns(UserWarning, match=waiting), cache.lock(request):
         pass
+    cache.close()
+
+
+def test_kill_lock_key_is_a_lease_and_breaks_a_lock_that_never_expires(tmp_path):
+    cache = ResponseCache(tmp_path / "c", lease=3.0)
+    key = "ab" * 32
+    name = f"lock:{key}"
+    cache._open().set(name, "another-host:1:1")  # no expiry: no lock this version takes
+    with cache.lock_key(key):
+        holder, expires = cache._open().get(name, expire_time=True)
+        assert holder.startswith(f"{socket.gethostname()}:{os.getpid()}:")
+        assert expires is not None and expires <= time.time() + 3.0
+    assert cache._open().get(name) is None
     cache.close()
