@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import json
 import os
 import random
 import threading
@@ -10,12 +12,13 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from .failures import AuthenticationFailed as AuthenticationFailed  # re-exported: its first home
 from .failures import ProviderError as ProviderError  # re-exported: its first home
 from .failures import RequestRefused, UnknownModel, missing_credentials, refused_in_process
 from .intercept.transport import internal
-from .redact import redact_url, scrub, secret_values
+from .redact import Params, Secrets, redact_url, secret_values
 from .request import Completion, Request
 
 _import_lock = threading.Lock()
@@ -23,6 +26,9 @@ _litellm: Any = None
 
 #: HTTP statuses worth another try: rate limits, timeouts and server trouble.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
+
+#: Seconds a call may run past ``timeout`` before it is abandoned.
+DEADLINE_GRACE = 0.5
 
 #: Where litellm looks for each provider's key, for a readable authentication error.
 KEY_ENV = {
@@ -235,6 +241,61 @@ class BudgetExceeded(ProviderError):
     """--promptpert-max-cost is reached: no new call is made."""
 
 
+class Cancelled(ProviderError):
+    """The run was interrupted (Ctrl-C): this call was not made, or its answer not awaited."""
+
+
+class _DeadlineExceeded(Exception):
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"no answer within {seconds:g} s")
+
+
+def _host(api_base: object) -> str:
+    """Where a call went, for messages: ``host:port`` of *api_base*, never its user info."""
+    if isinstance(api_base, str) and api_base:
+        netloc = urlsplit(api_base).netloc.rpartition("@")[2]
+        if netloc:
+            return netloc
+    return "the provider"
+
+
+#: What the SDKs under litellm say when no API key was given at all.
+_NO_KEY = ("Missing credentials", "api_key client option must be set")
+
+#: Exception class names, anywhere in a failure's chain, that mean "no answer in time" and
+#: "no HTTP answer at all" (litellm wraps some of them as HTTP 500).
+_TIMEOUTS = frozenset({"APITimeoutError", "ReadTimeout", "ConnectTimeout", "WriteTimeout"})
+_CONNECTION_ERRORS = frozenset(
+    {"APIConnectionError", "ConnectError", "RemoteProtocolError", "ReadError", "WriteError"}
+)
+
+
+def _chain_names(exc: BaseException) -> set[str]:
+    names: set[str] = set()
+    current: BaseException | None = exc
+    while current is not None and len(names) < 50:
+        names.add(type(current).__name__)
+        current = current.__cause__ or current.__context__
+    return names
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
 class LiteLLMBackend:
     """Calls litellm with retries; routes ``local/...`` models to a llama.cpp server."""
 
@@ -244,12 +305,15 @@ class LiteLLMBackend:
         retries: int = 3,
         timeout: float = 60.0,
         backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.retries = retries
         self.timeout = timeout
         self.backoff = backoff
         self._sleep = sleep
+        self._cancelled = threading.Event()
+        self._waiting: set[threading.Event] = set()
+        self._waiting_lock = threading.Lock()
         self._local: Any = None
         self._embeddings: Any = None
         self._local_lock = threading.Lock()
@@ -280,7 +344,8 @@ class LiteLLMBackend:
             return self._embed_locally(request)
         model, api_base, endpoint, route_params = self._route(request)
         litellm = import_litellm()
-        params = {**route_params, **request.params}
+        # Params: a repr without credentials, for tracebacks shown with -l.
+        params = Params({**route_params, **request.params})
         if "extra_body" in route_params and "extra_body" in request.params:
             params["extra_body"] = {**route_params["extra_body"], **request.params["extra_body"]}
         if api_base:
@@ -291,103 +356,272 @@ class LiteLLMBackend:
         secrets = secret_values(params)
         attempt = 0
         while True:
+            self._check_cancelled(request)
             started = time.perf_counter()
-            tool_calls: tuple[dict[str, Any], ...] | None = None
-            embedding: tuple[float, ...] | None = None
-            margin: float | None = None
             try:
-                # The plugin's own call: quiet, and not intercepted a second time.
-                with _quiet(litellm), internal():
-                    if request.kind == "embedding":
-                        response = litellm.embedding(model=model, input=[request.prompt], **params)
-                        embedding = _embedding(response)
-                        output = ""
-                    elif endpoint == "text":
-                        response = litellm.text_completion(
-                            model=model, prompt=self._as_text(request), **params
-                        )
-                        output = response.choices[0].text or ""
-                        margin = _first_token_margin(response.choices[0])
-                    else:
-                        response = litellm.completion(
-                            model=model, messages=request.messages, **params
-                        )
-                        message = response.choices[0].message
-                        output = message.content or ""
-                        tool_calls = _tool_calls(message)
+                response = self._within_deadline(
+                    lambda: self._send(litellm, endpoint, model, request, params),
+                    # A little over the HTTP client's own timeout, which ends a silent
+                    # server's call more cleanly; the deadline ends a server that drips.
+                    float(params["timeout"]) + DEADLINE_GRACE,
+                    request,
+                )
             except Exception as exc:
-                if not type(exc).__module__.startswith(("litellm", "openai", "httpx")):
-                    raise
-                if self._local is not None and request.model.startswith("local/"):
-                    # A dead local server is not worth retrying: say so, with its exit code.
-                    self._local.check(request.model)
-                message = scrub(str(getattr(exc, "message", exc)), secrets)
-                refused = refused_in_process(exc)
-                if refused is not None:
-                    name = f"{type(refused).__module__}.{type(refused).__qualname__}"
-                    raise RequestRefused(
-                        request.model,
-                        None,
-                        f"the request never left this process: {name}:"
-                        f" {scrub(str(refused), secrets)} (raised by a test plugin such as"
-                        " pytest-recording/vcrpy or pytest-socket: record the cassette, or"
-                        " allow the network for this test)",
-                        headline=f"refused by {name}",
-                    ) from refused
-                hint = _auth_hint(model, params.get("api_base"))
-                missing = missing_credentials(exc)
-                if missing is not None:
-                    raise AuthenticationFailed(
-                        request.model,
-                        None,  # nothing was sent: no HTTP status
-                        f"missing API key: {hint}. The SDK said: {scrub(missing, secrets)}",
-                        headline=f"missing API key: {hint}",
-                    ) from None
-                if isinstance(exc, litellm.exceptions.AuthenticationError):
-                    raise AuthenticationFailed(
-                        request.model,
-                        _status(exc),
-                        f"{message} — {hint}",
-                        headline=f"credentials refused: {hint}",
-                    ) from None
-                if _unknown_model(litellm, exc):
-                    raise UnknownModel(
-                        request.model,
-                        _status(exc) if _status(exc) == 404 else None,  # 400: litellm's own
-                        f"{message} — check the model string: litellm's form is"
-                        " 'provider/model', e.g. 'openai/gpt-4o-mini'"
-                        " (https://docs.litellm.ai/docs/providers)",
-                        headline=f"unknown model {request.model!r}",
-                    ) from None
-                if attempt >= self.retries or not _is_retryable(litellm, exc):
-                    status = _status(exc)
-                    if "Connection error" in message or isinstance(
-                        exc, litellm.exceptions.APIConnectionError
-                    ):
-                        # litellm reports a refused or dropped connection as HTTP 500; there was
-                        # no HTTP answer at all.
-                        status = None
-                        message = f"connection error (no answer from the server): {message}"
-                    raise ProviderError(request.model, status, message) from None
-                delay = _retry_after(exc)
-                if delay is None:
-                    delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.5)
-                self._sleep(min(delay, 60.0))
-                attempt += 1
-                continue
-            latency = time.perf_counter() - started
-            usage = getattr(response, "usage", None)
-            return Completion(
-                output=output,
-                model=str(getattr(response, "model", None) or model),
-                prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-                completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-                latency=latency,
-                cost=_cost(litellm, response),
-                margin=margin,
-                tool_calls=tool_calls,
-                embedding=embedding,
+                failure, retryable, delay = self._failure(litellm, exc, request, params, secrets)
+            else:
+                return self._completion(litellm, response, endpoint, model, request, started)
+            if attempt >= self.retries or not retryable:
+                raise failure
+            if delay is None:
+                delay = self.backoff * (2**attempt) * random.uniform(0.5, 1.5)
+            self._wait(min(delay, 60.0))
+            attempt += 1
+
+    @staticmethod
+    def _send(litellm: Any, endpoint: str, model: str, request: Request, params: Params) -> Any:
+        # The plugin's own call: quiet, and not intercepted a second time.
+        with _quiet(litellm), internal():
+            if request.kind == "embedding":
+                return litellm.embedding(model=model, input=[request.prompt], **params)
+            if endpoint == "text":
+                text = LiteLLMBackend._as_text(request)
+                return litellm.text_completion(model=model, prompt=text, **params)
+            return litellm.completion(model=model, messages=request.messages, **params)
+
+    def _within_deadline(self, send: Callable[[], Any], seconds: float, request: Request) -> Any:
+        """*send*'s result, or a timeout once *seconds* have passed since it started.
+
+        The HTTP clients' timeouts bound each read, not the answer: a server that drips a byte
+        at a time would hold a call for ever. The call runs in a thread of its own and is
+        abandoned at the deadline (or on :meth:`cancel`); its connection closes when it ends.
+        """
+        done = threading.Event()
+        outcome: list[tuple[bool, Any]] = []
+
+        def run() -> None:
+            try:
+                outcome.append((True, send()))
+            except BaseException as exc:
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        context = contextvars.copy_context()
+        thread = threading.Thread(
+            target=context.run, args=(run,), name="promptpert-call", daemon=True
+        )
+        with self._waiting_lock:
+            self._waiting.add(done)
+        try:
+            thread.start()
+            done.wait(seconds)
+        finally:
+            with self._waiting_lock:
+                self._waiting.discard(done)
+        if not outcome:
+            self._check_cancelled(request)
+            raise _DeadlineExceeded(seconds)
+        ok, value = outcome[0]
+        if ok:
+            return value
+        raise value
+
+    def _failure(
+        self, litellm: Any, exc: Exception, request: Request, params: Params, secrets: Secrets
+    ) -> tuple[ProviderError, bool, float | None]:
+        """(the error to raise, whether another attempt may help, Retry-After) for *exc*."""
+        api_base = params.get("api_base") or params.get("base_url")
+        where = _host(api_base)
+        if isinstance(exc, ProviderError):
+            return exc, False, None
+        if self._local is not None and request.model.startswith("local/"):
+            # A dead local server is not worth retrying: say so, with its exit code.
+            self._local.check(request.model)
+        message = secrets.scrub(str(getattr(exc, "message", None) or exc))
+        status = _status(exc)
+        refused = refused_in_process(exc)
+        if refused is not None:
+            name = f"{type(refused).__module__}.{type(refused).__qualname__}"
+            return (
+                RequestRefused(
+                    request.model,
+                    None,
+                    f"the request never left this process: {name}:"
+                    f" {secrets.scrub(str(refused))} (raised by a test plugin such as"
+                    " pytest-recording/vcrpy or pytest-socket: record the cassette, or"
+                    " allow the network for this test)",
+                    headline=f"refused by {name}",
+                ),
+                False,
+                None,
             )
+        hint = _auth_hint(str(request.model), api_base)
+        missing = missing_credentials(exc)
+        if missing is not None:
+            return (
+                AuthenticationFailed(
+                    request.model,
+                    None,  # nothing was sent: no HTTP status
+                    f"missing API key: {hint}. The SDK said: {secrets.scrub(missing)}",
+                    headline=f"missing API key: {hint}",
+                ),
+                False,
+                None,
+            )
+        if _unknown_model(litellm, exc):
+            return (
+                UnknownModel(
+                    request.model,
+                    status if status == 404 else None,  # 400: litellm's own
+                    f"{message} — check the model string: litellm's form is"
+                    " 'provider/model', e.g. 'openai/gpt-4o-mini'"
+                    " (https://docs.litellm.ai/docs/providers)",
+                    headline=f"unknown model {request.model!r}",
+                ),
+                False,
+                None,
+            )
+        if isinstance(exc, litellm.exceptions.AuthenticationError) or any(
+            sign in message for sign in _NO_KEY
+        ):
+            # litellm reports a key that was never set as HTTP 500: no server said anything.
+            refused_key = isinstance(exc, litellm.exceptions.AuthenticationError)
+            return (
+                AuthenticationFailed(
+                    request.model,
+                    status if refused_key else None,
+                    f"{message} — {hint}",
+                    headline=f"credentials refused: {hint}"
+                    if refused_key
+                    else f"missing API key: {hint}",
+                ),
+                False,
+                None,
+            )
+        chain = _chain_names(exc)
+        if isinstance(exc, (_DeadlineExceeded, litellm.exceptions.Timeout)) or chain & _TIMEOUTS:
+            # litellm says HTTP 408, but no server answered that: the client gave up.
+            seconds = float(params.get("timeout", self.timeout))
+            return (
+                ProviderError(
+                    request.model,
+                    None,
+                    f"timed out: no complete answer from {where} within {seconds:g} s"
+                    " (the timeout setting)",
+                ),
+                True,
+                None,
+            )
+        if _caused_by(exc, json.JSONDecodeError) or "Invalid response object" in message:
+            return (
+                ProviderError(
+                    request.model,
+                    None,
+                    f"the answer from {where} is not a valid completion (malformed body): "
+                    + _first_line(message),
+                ),
+                True,
+                None,
+            )
+        if (
+            "Connection error" in message
+            or isinstance(exc, litellm.exceptions.APIConnectionError)
+            or _caused_by(exc, ConnectionError)
+            or chain & _CONNECTION_ERRORS
+        ):
+            # litellm reports a refused or dropped connection as HTTP 500; there was no HTTP
+            # answer at all.
+            return (
+                ProviderError(
+                    request.model,
+                    None,
+                    f"connection error: no answer from {where}: {_first_line(message)}",
+                ),
+                True,
+                None,
+            )
+        if not type(exc).__module__.startswith(("litellm", "openai", "httpx", "anthropic")):
+            # Not a provider's error: something in the answer broke the client.
+            return (
+                ProviderError(
+                    request.model,
+                    None,
+                    f"the answer from {where} could not be read:"
+                    f" {type(exc).__name__}: {_first_line(message)}",
+                ),
+                False,
+                None,
+            )
+        return (
+            ProviderError(request.model, status, message),
+            _is_retryable(litellm, exc),
+            (_retry_after(exc)),
+        )
+
+    def _completion(
+        self,
+        litellm: Any,
+        response: Any,
+        endpoint: str,
+        model: str,
+        request: Request,
+        started: float,
+    ) -> Completion:
+        tool_calls: tuple[dict[str, Any], ...] | None = None
+        embedding: tuple[float, ...] | None = None
+        margin: float | None = None
+        if request.kind == "embedding":
+            embedding = _embedding(response)
+            output: Any = ""
+        else:
+            choices = getattr(response, "choices", None)
+            if not choices:
+                raise ProviderError(
+                    request.model, None, "the answer has an empty 'choices' list: no output"
+                )
+            if endpoint == "text":
+                output = choices[0].text
+                margin = _first_token_margin(choices[0])
+            else:
+                output = choices[0].message.content
+                tool_calls = _tool_calls(choices[0].message)
+        if output is None:
+            output = ""
+        if not isinstance(output, str):
+            raise ProviderError(
+                request.model,
+                None,
+                f"the answer's content is {type(output).__name__}, not text: {output!r:.80}",
+            )
+        usage = getattr(response, "usage", None)
+        return Completion(
+            output=output,
+            model=str(getattr(response, "model", None) or model),
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            latency=time.perf_counter() - started,
+            cost=_cost(litellm, response),
+            margin=margin,
+            tool_calls=tool_calls,
+            embedding=embedding,
+        )
+
+    def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            self._cancelled.wait(seconds)
+
+    def _check_cancelled(self, request: Request) -> None:
+        if self._cancelled.is_set():
+            raise Cancelled(request.model, None, "cancelled (interrupted) before an answer came")
+
+    def cancel(self) -> None:
+        """Stop waiting: calls in flight are abandoned, retries and queued calls not made."""
+        self._cancelled.set()
+        with self._waiting_lock:
+            for done in self._waiting:
+                done.set()
 
     def _embed_locally(self, request: Request) -> Completion:
         """A bundled embedding model, run in this process (no server, no litellm)."""

@@ -19,6 +19,7 @@ Nothing here imports pytest.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -116,10 +117,16 @@ def _validated_scores(data: object, path: Path) -> Scores:
         if not isinstance(variants, dict):
             raise BaselineError(f"the baseline {path}: scores of {test!r} are not an object; {fix}")
         for variant, score in variants.items():
-            if isinstance(score, bool) or not isinstance(score, (int, float)):
+            if (
+                isinstance(score, bool)
+                or not isinstance(score, (int, float))
+                or not math.isfinite(score)
+                or not 0.0 <= score <= 1.0
+            ):
+                # json.loads reads NaN and Infinity; a NaN score would never regress.
                 raise BaselineError(
                     f"the baseline {path}: the score of {test!r} variant {variant!r}"
-                    f" is {score!r}, not a number; {fix}"
+                    f" is {score!r}, not a number in [0, 1]; {fix}"
                 )
             scores.setdefault(test, {})[variant] = float(score)
     return scores

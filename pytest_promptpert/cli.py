@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import cache_admin as admin
+from .cache import CacheDirError
 from .cli_cache import (
     cache_clear,
     cache_export,
@@ -234,7 +235,7 @@ def main(argv: Sequence[str] | None = None, out: IO[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         status: int = args.func(args, out or sys.stdout)
-    except (CommandError, admin.CacheAdminError) as exc:
+    except (CommandError, admin.CacheAdminError, CacheDirError) as exc:
         end_progress()
         sys.stderr.write(f"promptpert: error: {exc}\n")
         return EXIT_ERROR

@@ -15,8 +15,9 @@ from typing import Any
 
 from . import batch
 from .aio import wait_for
-from .backend import BudgetExceeded, LiteLLMBackend, ProviderError, estimate
+from .backend import BudgetExceeded, Cancelled, LiteLLMBackend, ProviderError, estimate
 from .cache import CACHE_MODES, ResponseCache
+from .redact import Params, Secrets, secret_values
 from .request import Completion, Prompt, Request, to_messages
 
 
@@ -117,7 +118,8 @@ class CachedLLM:
         if not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
         self.model = _absolute_local_path(model)
-        self.defaults = dict(defaults)
+        # Params: credentials in the defaults stay out of reprs (tracebacks shown with -l).
+        self.defaults = Params(defaults)
         if api_base:
             # Part of the request (and so of the cache key): another server, another answer.
             self.defaults.setdefault("api_base", api_base)
@@ -135,7 +137,8 @@ class CachedLLM:
         self.stats = Stats()
         self._lock = threading.Lock()
         self._inflight: dict[str, Future[Completion]] = {}
-        self._memo: dict[str, Completion] = {}  # mode "off": this run's answers
+        #: this run's answers that are not in the cache: mode "off", or a write that failed
+        self._memo: dict[str, Completion] = {}
         self._counted: set[str] = set()  # keys already counted in stats this run
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
@@ -147,20 +150,28 @@ class CachedLLM:
         #: plan mode: misses are listed here (key -> (request, tokens, USD)), never called
         self.planning = False
         self.planned: dict[str, tuple[Request, int, float]] = {}
+        #: every credential this client has seen (environment and call parameters), so that
+        #: whatever reports what happened can scrub them
+        self.secrets: Secrets = secret_values(self.defaults)
+        self._cancelled = threading.Event()
 
     # --- building requests --------------------------------------------------------------
 
     def request(self, prompt: Prompt, *, sample: int = 0, **params: Any) -> Request:
-        merged = {**self.defaults, **params}
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
+        merged = Params({**self.defaults, **params})
+        self.secrets.add_params(merged)
         model = _absolute_local_path(merged.pop("model", self.model))
         return Request(model=model, messages=to_messages(prompt), params=merged, sample=sample)
 
     # --- calling ------------------------------------------------------------------------
 
     def __call__(self, prompt: Prompt, **params: Any) -> str:
+        params = Params(params)
         return self.complete(prompt, **params).output
 
     async def acall(self, prompt: Prompt, **params: Any) -> str:
+        params = Params(params)
         return (await self.acomplete(prompt, **params)).output
 
     def complete(
@@ -170,12 +181,14 @@ class CachedLLM:
 
         *cache* overrides the client's mode for this call (``"refresh"``, ``"off"``, ...).
         """
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
         request = self.request(prompt, sample=sample, **params)
-        return self.submit(request, cache=self.cache_view(cache)).result()
+        return self._wait([self.submit(request, cache=self.cache_view(cache))])[0]
 
     async def acomplete(
         self, prompt: Prompt, *, sample: int = 0, cache: str | None = None, **params: Any
     ) -> Completion:
+        params = Params(params)
         request = self.request(prompt, sample=sample, **params)
         # Under asyncio, and under trio through anyio's worker threads.
         return await wait_for(self.submit(request, cache=self.cache_view(cache)))
@@ -195,10 +208,17 @@ class CachedLLM:
         errors take their prompts' places). *progress*: a ``done/total`` count on stderr, by
         default only when stderr is a terminal; or a callable ``(done, total)``.
         """
+        params = Params(params)
         futures = self._submit_all(prompts, cache, params)
-        done = batch.gather(
-            futures, return_exceptions=return_exceptions, progress=batch.resolve_progress(progress)
-        )
+        try:
+            done = batch.gather(
+                futures,
+                return_exceptions=return_exceptions,
+                progress=batch.resolve_progress(progress),
+            )
+        except KeyboardInterrupt:
+            self.cancel()  # Ctrl-C: no queued call or retry goes out after it
+            raise
         return done  # type: ignore[return-value]  # errors only with return_exceptions
 
     async def amap(
@@ -211,6 +231,7 @@ class CachedLLM:
         **params: Any,
     ) -> list[Completion]:
         """:meth:`map` for a coroutine."""
+        params = Params(params)
         futures = self._submit_all(prompts, cache, params)
         done = await batch.agather(
             futures, return_exceptions=return_exceptions, progress=batch.resolve_progress(progress)
@@ -233,17 +254,32 @@ class CachedLLM:
         with self._lock:
             if mode not in self._views:
                 self._views[mode] = ResponseCache(
-                    self.cache.directory, mode, run_id=self.run_id, shared=self.cache.shared
+                    self.cache.directory,
+                    mode,
+                    run_id=self.run_id,
+                    shared=self.cache.shared,
+                    lease=self.cache.lease,
                 )
             return self._views[mode]
 
     def fetch(self, request: Request) -> Completion:
-        return self.submit(request).result()
+        return self.fetch_many([request])[0]
 
     def fetch_many(self, requests: list[Request]) -> list[Completion]:
         """All of *requests*, concurrently where they need calls, in order."""
-        futures = [self.submit(r) for r in requests]
-        return [f.result() for f in futures]
+        return self._wait([self.submit(r) for r in requests])
+
+    def _wait(self, futures: list[Future[Completion]]) -> list[Completion]:
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            self.cancel()  # Ctrl-C: no queued call or retry goes out after it
+            raise
+
+    def cancel(self) -> None:
+        """Stop at once: queued calls and retries are not made, calls in flight not awaited."""
+        self._cancelled.set()
+        self.backend.cancel()
 
     def prefetch(self, requests: list[Request]) -> list[Future[Completion]]:
         """Start fetching *requests* in the background; errors surface when fetched.
@@ -256,7 +292,7 @@ class CachedLLM:
 
     def submit(self, request: Request, *, cache: ResponseCache | None = None) -> Future[Completion]:
         """A future for *request*'s completion; one per key (and mode) while it is in flight."""
-        cache = cache or self.cache
+        cache = self.cache if cache is None else cache  # (an empty cache is falsy)
         key = request.key()
         flight = key if cache is self.cache else f"{cache.mode}:{key}"
         with self._lock:
@@ -281,9 +317,13 @@ class CachedLLM:
     def _lookup(self, key: str, request: Request, cache: ResponseCache) -> Completion | None:
         """A completion without calling the model, or None when a call is needed."""
         mode = cache.mode
+        # This run's answers that are not in the cache (mode "off", a write that failed);
+        # a per-call cache="off" asks again, as it says.
         found: Completion | None = None
-        if mode == "off":
-            found = self._memo.get(key) if cache is self.cache else None
+        if cache is self.cache or mode != "off":
+            found = self._memo.get(key)
+        if found is not None or mode == "off":
+            pass
         elif mode == "refresh":
             found = self._fetched_elsewhere(request, cache)  # only what this run refreshed
         else:
@@ -313,7 +353,9 @@ class CachedLLM:
         flight: str,
     ) -> None:
         try:
-            with cache.lock(request):
+            if self._cancelled.is_set():
+                raise Cancelled(request.model, None, "cancelled (interrupted) before the call")
+            with cache.lock(request, cancelled=self._cancelled):
                 # Another process may have fetched it while we waited for the lock.
                 found = self._fetched_elsewhere(request, cache)
                 if found is None:
@@ -327,15 +369,19 @@ class CachedLLM:
                     finally:
                         with self._lock:
                             self._reserved -= reserved
-                    cache.set(request, found)
                     with self._lock:
                         self.stats.calls += 1
                         self.stats.prompt_tokens += found.prompt_tokens
                         self.stats.completion_tokens += found.completion_tokens
                         self.stats.cost += found.cost
                         self._unclaimed.add(key)
-            if cache is self.cache and cache.mode == "off":
-                self._memo[key] = found
+                    if not cache.set(request, found) and (
+                        cache is self.cache or cache.mode != "off"
+                    ):
+                        # Mode "off", or a full disk or read-only mount (reported once by the
+                        # cache): the answer is paid for, so this run keeps it.
+                        with self._lock:
+                            self._memo[key] = found
         except BaseException as exc:
             with self._lock:
                 self.stats.errors += 1

@@ -146,6 +146,10 @@ def metric_name(metric: str | Metric) -> str:
     return name if isinstance(name, str) else repr(metric)
 
 
+class MetricError(ValueError):
+    """A metric that raised or broke its promise: an error of the item, not a divergence."""
+
+
 def score(metric: Metric, original: str, variant: str, *, name: str = "metric") -> float:
     """Call *metric* and check that it kept its promise of a float in [0, 1]."""
     return rate(metric, original, variant, name=name).score
@@ -154,15 +158,25 @@ def score(metric: Metric, original: str, variant: str, *, name: str = "metric") 
 def rate(
     metric: Callable[[str, str], Any], original: str, variant: str, *, name: str = "metric"
 ) -> Rating:
-    """Call *metric*; a float or a :class:`Rating`, checked to be in [0, 1]."""
-    value: Any = metric(original, variant)
+    """Call *metric*; a float or a :class:`Rating`, checked to be in [0, 1].
+
+    A metric that raises, or breaks that promise, is a :class:`MetricError`: an error of the
+    item, never a divergence.
+    """
+    try:
+        value: Any = metric(original, variant)
+    except Exception as exc:
+        raise MetricError(
+            f"metric {name!r} raised {type(exc).__name__}: {exc}"
+            f" (comparing {original!r:.60} with {variant!r:.60})"
+        ) from exc
     reason = ""
     if isinstance(value, Rating):
         value, reason = value.score, value.reason
     # numbers.Real, not float: custom metrics often return numpy.float32 (embedding cosines).
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
-        raise ValueError(f"metric {name!r} returned {value!r}, not a number in [0, 1]")
+        raise MetricError(f"metric {name!r} returned {value!r}, not a number in [0, 1]")
     number = float(value)
     if not 0.0 <= number <= 1.0:
-        raise ValueError(f"metric {name!r} returned {value!r}, outside [0, 1]")
+        raise MetricError(f"metric {name!r} returned {value!r}, outside [0, 1]")
     return Rating(number, reason)

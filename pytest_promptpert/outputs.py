@@ -7,7 +7,8 @@ or applies what comes back.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from .report import (
     terminal_summary,
 )
 from .request import Request
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .variants import ORIGINAL
 
 
@@ -42,6 +43,8 @@ class RunResults:
     #: some items were deselected (-k, --lf): a baseline update keeps the tests not run
     partial: bool = False
     written: list[str] = field(default_factory=list)
+    #: one line for each output that could not be written (a full disk, a vanished directory)
+    write_failures: list[str] = field(default_factory=list)
     gate_line: str | None = None
 
     def add(self, record: Mapping[str, Any] | None, *, failed: bool, when: str) -> None:
@@ -67,24 +70,48 @@ class RunResults:
     def write(
         self, stats: Mapping[str, Any], *, update_baseline: bool, step_summary: str | None
     ) -> None:
-        """The JSON and HTML reports, the step summary and the baseline, as configured."""
+        """The JSON and HTML reports, the step summary and the baseline, as configured.
+
+        Each is written on its own: one that fails (a full disk) is one line in
+        :attr:`write_failures`, and the others are still written.
+        """
         settings = self.settings
         self.results = annotate(self.results)
         if settings.report is not None or settings.html is not None:
             data = build_json(self.results, stats, settings)
             if settings.report is not None:
-                _write(settings.report, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-                self.written.append(f"JSON report: {settings.report}")
+                report = settings.report
+                text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+                self._attempt("JSON report", report, lambda: _write(report, text))
             if settings.html is not None:
-                _write(settings.html, render_html(data))
-                self.written.append(f"HTML report: {settings.html}")
+                html = settings.html
+                self._attempt("HTML report", html, lambda: _write(html, render_html(data)))
         if step_summary and self.results:
-            with open(step_summary, "a", encoding="utf-8") as f:
-                f.write(markdown_summary(self.results, stats) + "\n")
+            summary = markdown_summary(self.results, stats) + "\n"
+            self._attempt(
+                "$GITHUB_STEP_SUMMARY", Path(step_summary), lambda: _append(step_summary, summary)
+            )
         if update_baseline and self.results:
             keep = load_baseline(settings.baseline) if self.partial else None
-            write_baseline(settings.baseline, self.results, keep=keep)
-            self.written.append(f"baseline written: {settings.baseline}")
+            self._attempt(
+                "baseline",
+                settings.baseline,
+                lambda: write_baseline(settings.baseline, self.results, keep=keep),
+                done=f"baseline written: {settings.baseline}",
+            )
+
+    def _attempt(
+        self, what: str, path: Path, write: Callable[[], object], *, done: str | None = None
+    ) -> None:
+        try:
+            write()
+        except OSError as exc:
+            self.write_failures.append(
+                f"promptpert: could not write the {what} to {path}: {exc.strerror or exc}"
+            )
+        else:
+            if what != "$GITHUB_STEP_SUMMARY":
+                self.written.append(done or f"{what}: {path}")
 
     def gate(self, tests_failed: bool) -> bool | None:
         """With fail_under: whether the run failed (None: no gate, pytest's verdict stands)."""
@@ -122,6 +149,7 @@ class RunResults:
         if planned is not None:
             lines += plan_lines(planned)
         lines += self.written
+        lines += self.write_failures
         if self.gate_line:
             lines.append(self.gate_line)
         return lines
@@ -129,4 +157,27 @@ class RunResults:
 
 def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
+    # backslashreplace: a lone surrogate from a model becomes the JSON escape "\\ud83d".
+    path.write_text(text, encoding="utf-8", errors="backslashreplace")
+
+
+def _append(path: str, text: str) -> None:
+    with open(path, "a", encoding="utf-8", errors="backslashreplace") as f:
+        f.write(text)
+
+
+def check_writable(path: Path, where: str) -> None:
+    """A SettingsError now, rather than a lost report after the tests ran, if *path* cannot be
+    written (a directory, a file in the way of its parent, a read-only place)."""
+    problem = None
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if path.is_dir():
+        problem = "it is a directory"
+    elif existing != path and not existing.is_dir():
+        problem = f"{existing} is not a directory"
+    elif not os.access(existing, os.W_OK if existing == path else os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem:
+        raise SettingsError(f"{where}: cannot write {str(path)!r} ({problem})")

@@ -20,8 +20,9 @@ from .config_files import hidden_tables, hidden_tables_message, read_pyproject, 
 from .extract import ExtractCallableError
 from .failures import ProviderError, run_wide_lines
 from .intercept import intercepting
-from .metrics import MetricCatalog, builtin_metrics
-from .outputs import RunResults
+from .metrics import MetricCatalog, MetricError, builtin_metrics
+from .outputs import RunResults, check_writable
+from .redact import Secrets
 from .report import header_line
 from .request import PromptError
 from .session import ItemPlan, ItemRun, PromptpertSession, make_client, test_id
@@ -35,7 +36,7 @@ from .settings import (
     resolve,
     unknown_environment,
 )
-from .variants import BUILTIN_VARIANTS, ORIGINAL, VariantCatalog
+from .variants import BUILTIN_VARIANTS, ORIGINAL, VariantCatalog, VariantError
 
 SESSION = pytest.StashKey[PromptpertSession]()
 TEST_SETTINGS = pytest.StashKey[dict[str, Settings]]()
@@ -179,15 +180,18 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = _resolve_settings(config)
         variants = VariantCatalog(())
-        for mapping in reversed(config.hook.pytest_promptpert_add_variants(config=config)):
-            variants.add_mapping(mapping or {})
-        metrics = MetricCatalog(reversed(config.hook.pytest_promptpert_add_metrics(config=config)))
+        for mapping in _hook_mappings(config, "pytest_promptpert_add_variants"):
+            variants.add_mapping(mapping)
+        metrics = MetricCatalog(_hook_mappings(config, "pytest_promptpert_add_metrics"))
         session = PromptpertSession(settings, variants, metrics, _client_factory)
         session.test_settings({}, "settings")  # every configured name must exist
-        if not config.getoption("promptpert_update_baseline"):
+        update_baseline = config.getoption("promptpert_update_baseline")
+        if not update_baseline:
             session.baseline = load_baseline(settings.baseline)
-        if settings.cache != "off" and not hasattr(config, "workerinput"):
-            _check_cache_dir(settings)
+        if not hasattr(config, "workerinput"):
+            if settings.cache != "off":
+                _check_cache_dir(settings)
+            _check_outputs(settings, update_baseline)
     except (SettingsError, ValueError) as exc:
         raise pytest.UsageError(f"pytest-promptpert: {exc}") from None
     workerinput = getattr(config, "workerinput", None)
@@ -243,15 +247,54 @@ def _client_factory(settings: Settings, run_id: str) -> CachedLLM:
     return client
 
 
+def _hook_mappings(config: pytest.Config, name: str) -> list[Mapping[str, Any]]:
+    """Each implementation's answer to the hook *name*, a usage error naming a broken one."""
+    results = []
+    for impl in getattr(config.hook, name).get_hookimpls():  # in the order pluggy answers
+        where = f"{name} in {impl.plugin_name}"
+        try:
+            result = impl.function(**{arg: config for arg in impl.argnames if arg == "config"})
+        except Exception as exc:
+            raise SettingsError(f"{where} raised {type(exc).__name__}: {exc}") from None
+        if result is None:
+            continue
+        if not isinstance(result, Mapping):
+            raise SettingsError(
+                f"{where} returned {type(result).__name__} {result!r:.80},"
+                " not a mapping of names to functions"
+            )
+        results.append(result)
+    return results
+
+
+def _check_outputs(settings: Settings, update_baseline: bool) -> None:
+    """Fail early, not after the tests ran, when a report could not be written."""
+    for key in ("report", "html"):
+        path = getattr(settings, key)
+        if path is not None:
+            check_writable(path, settings.where(key))
+    if update_baseline:
+        check_writable(settings.baseline, settings.where("baseline"))
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        check_writable(Path(step_summary), "$GITHUB_STEP_SUMMARY")
+
+
 def _check_cache_dir(settings: Settings) -> None:
-    """Fail early if the cache directory could not be made; make it only when first used."""
+    """Fail early if the cache directory could not be made; make it only when first used.
+
+    An existing directory that cannot be written (a read-only mount) is fine for reading: only
+    ``refresh``, which writes every answer, needs it writable.
+    """
     existing = settings.cache_dir
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     problem = None
     if not existing.is_dir():
         problem = f"{existing} is not a directory"
-    elif not os.access(existing, os.W_OK | os.X_OK):
+    elif not os.access(existing, os.W_OK | os.X_OK) and (
+        existing != settings.cache_dir or settings.cache == "refresh"
+    ):
         problem = f"{existing} is not writable"
     if problem:
         raise SettingsError(
@@ -541,6 +584,13 @@ def pytest_runtest_makereport(
         # Not a change of behaviour: kept out of the robustness score's passes and excuses.
         kind = "provider" if isinstance(error, ProviderError) else "setup"
         report.user_properties.append(("promptpert_error", kind))
+    elif isinstance(error, (MetricError, VariantError)):
+        # The user's metric or variant broke: an error of the item (its traceback kept), never
+        # a divergence.
+        kind = "metric" if isinstance(error, MetricError) else "variant"
+        report.user_properties.append(("promptpert_error", kind))
+    if SESSION in item.config.stash:
+        _scrub(report, item.config.stash[SESSION].secrets)
     run = item.stash.get(ITEM_RUN, None) if call.when == "call" else None
     if run is None and call.when == "call" and PLAN in item.stash:
         run = ItemRun(item.stash[PLAN], item.config.stash[SESSION])  # never asked for llm
@@ -577,6 +627,21 @@ def _skip_at_test(item: pytest.Item, report: pytest.TestReport) -> None:
     if report.skipped and isinstance(longrepr, tuple) and Path(longrepr[0]) == Path(__file__):
         path, line = item.reportinfo()[:2]
         report.longrepr = (os.fspath(path), (line or 0) + 1, longrepr[2])
+
+
+def _scrub(report: pytest.TestReport, secrets: Secrets) -> None:
+    """No credential in what pytest prints or keeps (JUnit XML), whatever raised with what
+    locals (``-l``, ``--tb=long``): the last line of defence behind the reprs that hide them."""
+    if not len(secrets):
+        return
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = (*longrepr[:2], secrets.scrub(str(longrepr[2])))
+    elif longrepr is not None:
+        text = str(longrepr)
+        if secrets.found_in(text):
+            report.longrepr = secrets.scrub(text)
+    report.sections = [(name, secrets.scrub(text)) for name, text in report.sections]
 
 
 def _outcome(report: pytest.TestReport) -> str:
@@ -629,9 +694,15 @@ class RunReport:
         if stats:
             self.run.worker_stats.append(stats)
 
+    def pytest_keyboard_interrupt(self) -> None:
+        if self.session.has_client:
+            self.session.client.cancel()  # no queued call or retry goes out after Ctrl-C
+
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.session.has_client:
+            if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+                self.session.client.cancel()
             self.session.client.drain()  # prefetched calls still landing count in the stats
         if hasattr(self.config, "workerinput"):
             self.config.workeroutput["promptpert_stats"] = self._stats()  # type: ignore[attr-defined]
@@ -644,6 +715,9 @@ class RunReport:
         failed = self.run.gate(session.exitstatus == pytest.ExitCode.TESTS_FAILED)
         if failed is not None and session.exitstatus in (0, pytest.ExitCode.TESTS_FAILED):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
+        if self.run.write_failures and session.exitstatus == pytest.ExitCode.OK:
+            # As when pytest cannot write its JUnit XML, but said in one line, summary kept.
+            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         client = self.session.client if self.session.has_client else None
@@ -748,6 +822,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    if report.when == "call" and ("promptpert_error", "provider") in report.user_properties:
+    if report.when != "call":
+        return None
+    kinds = {value for name, value in report.user_properties if name == "promptpert_error"}
+    if kinds & {"provider", "metric", "variant"}:
         return "error", "E", "ERROR"
     return None

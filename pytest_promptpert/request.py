@@ -28,6 +28,7 @@ class PromptError(TypeError):
 def to_messages(prompt: object) -> list[Message]:
     """A str becomes one user message; a list of ``{"role", "content"}`` dicts is checked."""
     if isinstance(prompt, str):
+        check_text(prompt, "prompt")
         return [{"role": "user", "content": prompt}]
     if isinstance(prompt, (bytes, bytearray)) or not isinstance(prompt, Sequence):
         raise PromptError(
@@ -40,10 +41,46 @@ def to_messages(prompt: object) -> list[Message]:
             raise PromptError(
                 f"prompt[{i}] must be a dict with 'role' and 'content', not {message!r:.80}"
             )
+        _check_content(message.get("content"), f"prompt[{i}]['content']", message["role"])
         messages.append(dict(message))
     if not messages:
         raise PromptError("prompt is an empty list of messages")
     return messages
+
+
+def _check_content(content: object, where: str, role: object) -> None:
+    """Text, or a list of content parts whose text parts are text; checked before sending."""
+    if content is None and role != "user":
+        return  # an assistant message that only calls tools
+    if isinstance(content, str):
+        check_text(content, where)
+        return
+    if not isinstance(content, list):
+        raise PromptError(
+            f"{where} must be a str or a list of content parts, not"
+            f" {type(content).__name__}: {content!r:.80}"
+        )
+    for j, part in enumerate(content):
+        if not isinstance(part, Mapping):
+            raise PromptError(f"{where}[{j}] must be a dict content part, not {part!r:.80}")
+        if part.get("type") == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise PromptError(
+                    f"{where}[{j}]['text'] must be a str, not {type(text).__name__}: {text!r:.80}"
+                )
+            check_text(text, f"{where}[{j}]['text']")
+
+
+def check_text(text: str, where: str) -> None:
+    """*text* can be sent as UTF-8 (no lone surrogate), or a PromptError naming *where*."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PromptError(
+            f"{where} holds {text[exc.start : exc.end]!r} at position {exc.start}, which is not"
+            " valid Unicode text (a lone surrogate) and cannot be sent"
+        ) from None
 
 
 def last_user_index(messages: Sequence[Mapping[str, Any]]) -> int:
@@ -68,6 +105,7 @@ def map_last_user_text(messages: list[Message], transform: Callable[[str], str])
     content = out[i].get("content")
     if isinstance(content, str):
         out[i]["content"] = transform(content)
+        check_text(out[i]["content"], "the changed user message")
     elif isinstance(content, list):
         parts = [dict(p) if isinstance(p, Mapping) else p for p in content]
         for j in range(len(parts) - 1, -1, -1):
@@ -109,21 +147,26 @@ def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
     return str(content)
 
 
-def _canonical(value: Any) -> str:
+def _canonical(value: Any, *, ascii: bool = False) -> str:
     return json.dumps(
-        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=repr
+        value, sort_keys=True, ensure_ascii=ascii, separators=(",", ":"), default=repr
     )
 
 
 def key_of(public: Mapping[str, Any]) -> str:
     """The cache key of a request given as :meth:`Request.public` (as entries store it)."""
     payload = {"v": KEY_VERSION, **public}
-    return hashlib.sha256(_canonical(payload).encode("utf-8")).hexdigest()
+    # surrogatepass: a prompt holding a lone surrogate still has a key (it fails to send).
+    return hashlib.sha256(_canonical(payload).encode("utf-8", "surrogatepass")).hexdigest()
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class Request:
-    """One model call. ``params`` may hold credentials; :meth:`key` never sees them."""
+    """One model call. ``params`` may hold credentials; :meth:`key` and the repr never show them.
+
+    A traceback shown with ``-l`` or kept in JUnit XML prints the requests in its frames, so
+    the repr shows only what a cache entry would: no ``api_key``, no ``user:pass@``.
+    """
 
     model: str
     messages: list[Message]
@@ -146,6 +189,13 @@ class Request:
 
     def key(self) -> str:
         return key_of(self.public())
+
+    def __repr__(self) -> str:
+        public = self.public()
+        return (
+            f"Request(model={self.model!r}, prompt={self.prompt!r:.200},"
+            f" params={public['params']!r}, sample={self.sample})"
+        )
 
     @property
     def prompt(self) -> str:
@@ -187,7 +237,8 @@ class Completion:
             if data[optional] is None:
                 data.pop(optional)
         data["request"] = request.public()
-        return _canonical(data)
+        # ASCII: any string the provider returned, lone surrogates included, can be stored.
+        return _canonical(data, ascii=True)
 
     @classmethod
     def from_json(cls, text: str) -> Completion:

@@ -29,6 +29,7 @@ from .intercept.item import AppCalls
 from .intercept.observed import ObservedStore
 from .lint import check_prompt, lint_message
 from .metrics import Metric, MetricCatalog, MetricContext, ModelMetric, metric_name
+from .redact import Params, Secrets, secret_values
 from .request import (
     Completion,
     Message,
@@ -39,7 +40,7 @@ from .request import (
     map_last_user_text,
 )
 from .settings import Settings, SettingsError, with_marker
-from .variants import CONTROL, ORIGINAL, VariantCatalog
+from .variants import CONTROL, ORIGINAL, VariantCatalog, VariantError
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class PromptpertSession:
         self._calls: CallCache | None = None
         #: endpoints of model calls the interception did not understand (said once each)
         self.unknown_endpoints: set[str] = set()
+        self._env_secrets: Secrets = secret_values()
 
     def interception(
         self,
@@ -119,6 +121,11 @@ class PromptpertSession:
     @property
     def has_client(self) -> bool:
         return self._client is not None
+
+    @property
+    def secrets(self) -> Secrets:
+        """The credentials to keep out of what is printed: the client's once it exists."""
+        return self._client.secrets if self._client is not None else self._env_secrets
 
     @property
     def client(self) -> CachedLLM:
@@ -257,6 +264,8 @@ class ItemRun(AppCalls):
                 messages = map_last_user_text(original.messages, session.variants.get(name))
             except PromptError:
                 break  # no user message: the variant items will say so; the original is fine
+            except VariantError:
+                continue  # a broken custom variant: its own item says so; the original is fine
             if messages != original.messages:
                 requests += self._samples(dataclasses.replace(original, messages=messages))
         self._prefetches += session.client.prefetch(requests)
@@ -271,6 +280,7 @@ class ItemRun(AppCalls):
         self._prefetches.clear()
 
     def __call__(self, prompt: Prompt, **params: Any) -> str:
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
         client = self.session.client
         request = client.request(prompt, **params)
         if self.session.lint_only:
@@ -416,6 +426,7 @@ class ItemRun(AppCalls):
 
     async def acall(self, prompt: Prompt, **params: Any) -> str:
         """The async form of a call, for async tests; the same cache, fan-out and verdict."""
+        params = Params(params)  # a safe repr for the locals of a traceback shown with -l
         return await run_sync(self, prompt, **params)
 
     def _pair(self, request: Request) -> tuple[Request, Request]:

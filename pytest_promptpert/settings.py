@@ -102,6 +102,17 @@ class Settings:
         source = self.sources.get(key)
         return source.label if source else None
 
+    def __repr__(self) -> str:
+        # Shown in tracebacks (-l prints locals): URLs without their user:pass@.
+        shown = []
+        for f in dataclasses.fields(self):
+            if f.repr:
+                value = getattr(self, f.name)
+                if f.name in ("api_base", "cache_url") and isinstance(value, str):
+                    value = redact_url(value)
+                shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
 
 DEFAULT_SOURCE = "built-in default"
 

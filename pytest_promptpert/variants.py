@@ -35,7 +35,20 @@ class Variant:
     description: str = ""
 
     def __call__(self, text: str) -> str:
-        return self.func(text)
+        # Custom variants are the user's code: what goes wrong is an error of the item, named.
+        try:
+            out = self.func(text)
+        except Exception as exc:
+            raise VariantError(f"variant {self.name!r} raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, str):
+            raise VariantError(
+                f"variant {self.name!r} returned {type(out).__name__}, not a str: {out!r:.80}"
+            )
+        return out
+
+
+class VariantError(Exception):
+    """A variant that raised or returned something other than text: an error of its item."""
 
 
 def _split_trailing_ws(text: str) -> tuple[str, str]:

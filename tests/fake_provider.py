@@ -35,6 +35,14 @@ response format it answers ``{"answer": <the answer>}``.
 Faults are scripted per test: ``server.faults`` is a list consumed one per request, each an
 HTTP status (answered with ``Retry-After`` when ``server.retry_after`` is set) or ``"drop"``
 (the connection is closed without an answer). ``server.latency`` delays every answer.
+More fault kinds, for hostile-input tests:
+
+- ``"drip"``: a good answer, sent one byte every ``server.drip_interval`` seconds;
+- ``"malformed"``: HTTP 200 with a body that is not JSON;
+- ``"empty_choices"``: HTTP 200 with ``"choices": []``;
+- ``"surrogate"``: an answer holding a lone surrogate (``"\\ud83d"`` in the JSON);
+- ``"nonstring"``: an answer whose content is a number;
+- ``"echo_key"``: HTTP 500 whose body repeats the request's ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -196,6 +204,7 @@ class FakeProvider(ThreadingHTTPServer):
         self.faults: list[int | str] = []
         self.retry_after: str | None = None
         self.latency = 0.0
+        self.drip_interval = 0.5
         self.required_key: str | None = None
         self.in_flight = 0
         self.max_in_flight = 0
@@ -216,6 +225,7 @@ class FakeProvider(ThreadingHTTPServer):
             self.faults.clear()
             self.retry_after = None
             self.latency = 0.0
+            self.drip_interval = 0.5
             self.required_key = None
             self.max_in_flight = 0
             self.takes.clear()
@@ -276,6 +286,32 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    def _send_raw(self, status: int, data: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _drip(self, status: int, body: dict[str, Any]) -> None:
+        """Headers at once, then the body a byte at a time, until done, reset or hung up."""
+        data = json.dumps(body).encode()
+        generation = self.server.generation
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        for i in range(len(data)):
+            if self.server.generation != generation:
+                break
+            try:
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+            except OSError:
+                break
+            time.sleep(self.server.drip_interval)
+        self.close_connection = True
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         body = json.loads(self.rfile.read(length) or b"{}")
@@ -292,6 +328,13 @@ class _Handler(BaseHTTPRequestHandler):
             if fault == "drop":
                 self.close_connection = True
                 self.connection.close()
+                return
+            if fault == "malformed":
+                self._send_raw(200, b'{"id": "fake", "choices": [{"index": 0, "mess')
+                return
+            if fault == "echo_key":
+                seen = self.headers.get("Authorization", "")
+                self._send(500, {"error": {"message": f"bad request with {seen}", "type": "x"}})
                 return
             if isinstance(fault, int):
                 headers = {"Retry-After": server.retry_after} if server.retry_after else {}
@@ -319,8 +362,10 @@ class _Handler(BaseHTTPRequestHandler):
                 number = len(server.requests)
             if body.get("stream"):
                 self._send_events(reply.events(number))
-            else:
-                self._send(200, reply.whole(number))
+                return
+            whole = reply.whole(number)
+            _apply_answer_fault(whole, fault)
+            (self._drip if fault == "drip" else self._send)(200, whole)
         finally:
             with server.lock:
                 server.in_flight -= 1
@@ -402,6 +447,22 @@ def _wants_json(shape: str, body: dict[str, Any]) -> bool:
     else:
         kind = (body.get("response_format") or {}).get("type")
     return kind in ("json_object", "json_schema")
+
+
+def _apply_answer_fault(whole: dict[str, Any], fault: object) -> None:
+    """Scripted broken answers: a lone surrogate, non-text content, no choices at all."""
+    choices = whole.get("choices")
+    if fault == "empty_choices":
+        whole["choices"] = []
+        return
+    if not choices or fault not in ("surrogate", "nonstring"):
+        return
+    value: Any = "half an emoji: \ud83d" if fault == "surrogate" else 123
+    choice = choices[0]
+    if isinstance(choice.get("message"), dict):
+        choice["message"]["content"] = value
+    elif "text" in choice:
+        choice["text"] = value
 
 
 class _Reply:

@@ -50,7 +50,9 @@ def test_timeout_and_dropped_connection_are_errors(project, provider):
     result.stdout.fnmatch_lines(["*ProviderError*"])
     provider.latency = 0
     provider.faults = ["drop"]
-    result = pytester.runpytest()
+    # A generous timeout: on a loaded machine a 0.5 s one may expire first, and a timeout is
+    # (truthfully) not reported as a connection error.
+    result = pytester.runpytest("--promptpert-timeout=30")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*failed (no HTTP status): connection error*"])
 

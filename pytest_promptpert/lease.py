@@ -1,0 +1,106 @@
+"""Per-key locks in the cache directory: leases their holder renews, broken when foreign or dead.
+
+A lock is the entry ``lock:<key>`` whose value names its holder (host, pid, thread) and which
+expires :data:`LOCK_LEASE` seconds after its holder last renewed it. A holder killed on
+another host or in another container blocks the key that long; one that died on this host
+not even that (its pid is gone). A lock that claims never to expire, or to outlive any lease
+this version gives, was not taken by it, and is broken at once.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from typing import Any
+
+#: Seconds a per-key lock lasts unless its holder renews it (it does, while it waits on the
+#: model): a holder killed on another host or in another container blocks the key this long.
+LOCK_LEASE = 10.0
+#: Seconds a run waits on another's lock before it says so.
+LOCK_PATIENCE = 2.0
+
+WRITE_ERRORS: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+
+
+def diskcache_timeout() -> type[BaseException]:
+    import diskcache
+
+    return diskcache.Timeout  # type: ignore[no-any-return]
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def dead_here(holder: str) -> bool:
+    """True when *holder* (host:pid:thread) is a process of this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def acquire(
+    cache: Any,
+    name: str,
+    me: str,
+    lease: float,
+    cancelled: threading.Event | None,
+    waiting: Callable[[str], None],
+) -> None:
+    """Take lock *name* in the diskcache *cache*; *waiting(holder)* after LOCK_PATIENCE s.
+
+    Raises :class:`CancelledError` when *cancelled* is set while it waits, and the cache's
+    write errors (a full disk) as they come.
+    """
+    started = time.monotonic()
+    while not cache.add(name, me, expire=lease, retry=True):
+        holder, expires = cache.get(name, expire_time=True, retry=True)
+        if not isinstance(holder, str):
+            holder = "unknown"  # damaged or planted: not ours, not to be trusted
+        # A lock that claims to outlive any lease we give was not taken by this version.
+        foreign = expires is None or expires > time.time() + lease + 1.0
+        if foreign or holder == "unknown" or dead_here(holder):
+            cache.delete(name, retry=True)
+            continue
+        if time.monotonic() - started >= LOCK_PATIENCE:
+            waiting(holder)
+        if (cancelled or threading.Event()).wait(0.02):
+            raise CancelledError("cancelled while waiting for another run's lock")
+
+
+class Lease(threading.Thread):
+    """Renews a held lock every quarter lease until stopped; gives up if another took it."""
+
+    def __init__(self, cache: Any, name: str, holder: str, lease: float) -> None:
+        super().__init__(name="promptpert-lease", daemon=True)
+        self.cache = cache
+        self.lock_name = name
+        self.holder = holder
+        self.lease = lease
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopped.wait(self.lease / 4):
+            try:
+                with self.cache.transact(retry=True):
+                    if self.cache.get(self.lock_name) != self.holder:
+                        return
+                    self.cache.touch(self.lock_name, expire=self.lease)
+            except (*WRITE_ERRORS, diskcache_timeout()):
+                pass  # a full disk: the lease runs out, as it would for a dead holder
+
+    def stop(self) -> None:
+        self._stopped.set()
