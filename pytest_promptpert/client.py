@@ -139,7 +139,8 @@ class CachedLLM:
         self._inflight: dict[str, Future[Completion]] = {}
         #: this run's answers that are not in the cache: mode "off", or a write that failed
         self._memo: dict[str, Completion] = {}
-        self._counted: set[str] = set()  # keys already counted in stats this run
+        #: keys counted in stats this run -> whether the first lookup found it (hit) or not
+        self._counted: dict[str, bool] = {}
         self._unclaimed: set[str] = set()  # keys called this run, not yet claimed by an item
         self._executor: ThreadPoolExecutor | None = None
         self._views: dict[str, ResponseCache] = {}  # per-call cache= overrides
@@ -330,7 +331,8 @@ class CachedLLM:
             found = cache.get(request)
         with self._lock:
             first = key not in self._counted
-            self._counted.add(key)
+            if first:
+                self._counted[key] = found is not None
             if found is not None:
                 self.stats.hits += first
                 return found
@@ -406,7 +408,8 @@ class CachedLLM:
         key = request.key()
         with self._lock:
             first = key not in self._counted
-            self._counted.add(key)
+            if first:
+                self._counted[key] = completion is not None and not called
             if completion is not None and not called:
                 self.stats.hits += first
                 return
@@ -416,6 +419,15 @@ class CachedLLM:
                 self.stats.prompt_tokens += completion.prompt_tokens
                 self.stats.completion_tokens += completion.completion_tokens
                 self.stats.cost += completion.cost
+
+    def counted(self) -> dict[str, bool]:
+        """Each distinct request this client looked up -> whether it was a cache hit.
+
+        Processes of one run (xdist workers) may each look up the same request; a run counts
+        it once, from these records (see ``outputs.count_keys``), not by adding up ``stats``.
+        """
+        with self._lock:
+            return dict(self._counted)
 
     def claim_call(self, request: Request) -> bool:
         """True once for each request this client called: who asked for it pays for it.

@@ -271,3 +271,29 @@ def failure_message(variant: str, comparison: Comparison) -> str:
 
 def _maybe(value: str | None) -> str:
     return "(nothing)" if value is None else repr(trim(value, 200))
+
+
+def failure_context(variant: str, comparisons: list[Comparison]) -> str:
+    """What the test's own failure in a variant item needs beside its traceback: what the
+    variant asked, what the original answered, what the variant answered, and the scores."""
+    if not comparisons:
+        return (
+            f"variant {variant!r}: the test failed before any llm() call was compared with"
+            f" the original's, so this failure says nothing about the variant"
+        )
+    lines = [f"the test failed on variant {variant!r}; its llm() calls so far:"]
+    for c in comparisons:
+        held = "the comparison held" if c.passed else "the comparison diverged"
+        lines += [
+            f"  original prompt: {trim(c.original_prompt, 200)!r}",
+            f"  variant prompt:  {trim(c.variant_prompt, 200)!r}",
+            f"  original output: {trim(c.original_outputs[0])!r}",
+            f"  variant output:  {trim(c.variant_outputs[0])!r}",
+        ]
+        if c.extract is not None:
+            lines += [
+                f"  original extracted: {_maybe(c.original_extracted)}",
+                f"  variant extracted:  {_maybe(c.variant_extracted)}",
+            ]
+        lines.append(f"  {c.metric} similarity {c.score:.3f}, threshold {c.threshold:.3f}: {held}")
+    return "\n".join(lines)

@@ -20,7 +20,8 @@ from itertools import pairwise
 from typing import Any
 
 from .findings import interval_text
-from .report import FAILED_OUTCOMES, format_cost, format_score
+from .report import format_cost, format_score
+from .scoring import FAILED_OUTCOMES
 from .variants import BUILTIN_VARIANTS, ORIGINAL
 
 Result = Mapping[str, Any]
@@ -151,6 +152,9 @@ def _json_for_script(data: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+_OUTCOME_WORDS = {"xfailed": "expected divergence, xfail", "xpassed": "xfail that held"}
+
+
 def _cell(result: Result, index: int) -> str:
     outcome = str(result.get("outcome"))
     score = result.get("score")
@@ -162,7 +166,11 @@ def _cell(result: Result, index: int) -> str:
     else:
         style, label = "", {"skipped": "skip", "error": "error"}.get(outcome, "-")
         classes.append("no-score")
-    title = f"{result['variant']}: {format_score(score)} ({outcome})"
+    if result.get("excused"):
+        classes.append("excused")
+    title = f"{result['variant']}: {format_score(score)} ({_OUTCOME_WORDS.get(outcome, outcome)})"
+    if outcome == "xfailed" and score is not None:
+        label += "ˣ"  # an expected divergence: marked, never painted as a failure
     label, title = _finding_marks(result, classes, label, title)
     return (
         f'<td class="{" ".join(classes)}" tabindex="0" data-index="{index}"'
@@ -194,7 +202,8 @@ def _original_cell(result: Result | None) -> str:
     if result is None:
         return '<td class="orig">-</td>'
     outcome = str(result.get("outcome"))
-    mark = "✓" if outcome in ("passed", "xpassed") else "✗" if outcome != "skipped" else "-"
+    marks = {"passed": "✓", "xpassed": "✓", "skipped": "-", "xfailed": "x"}
+    mark = marks.get(outcome, "✗")
     classes = ["orig", f"o-{escape(outcome)}"]
     mark, title = _finding_marks(result, classes, mark, f"original: {outcome}")
     return f'<td class="{" ".join(classes)}" title="{escape(title)}">{escape(mark)}</td>'
@@ -266,13 +275,16 @@ def _interval(stats: Mapping[str, Any]) -> str:
 def _summary_cards(report: Mapping[str, Any]) -> str:
     s = report["summary"]
     robustness = "n/a" if s["robustness"] is None else f"{float(s['robustness']):.0%}"
+    counted = s["passed"] + s["failed"] + s["errors"]
+    excused = f", {s['excused']} excused by the gate" if s.get("excused") else ""
     cards = [
+        ("robustness", robustness, f"{s['passed']} of {counted} variant items held"),
         (
-            "robustness",
-            robustness,
-            f"{s['passed']} of {s['passed'] + s['failed']} variant items held",
+            "failed",
+            s["failed"],
+            f"{_plural(s['errors'], 'error')}, {s['skipped']} skipped{excused}",
         ),
-        ("failed", s["failed"], f"{s['skipped']} skipped, {_plural(s['errors'], 'error')}"),
+        ("expected", s.get("xfailed", 0), "divergences marked xfail, not in the score"),
         ("tests", s["tests"], f"{s['variant_items']} variant items"),
         ("model calls", s["calls"], f"{s['cache_hits']} cache hits, {s['cache_misses']} misses"),
         ("tokens", s["tokens"], f"est. cost {format_cost(float(s['cost']))}"),
@@ -317,6 +329,18 @@ def _findings(report: Mapping[str, Any]) -> str:
     return f'<section class="findings"><h2>Findings</h2><ul>{rows}</ul></section>'
 
 
+def _gate_banner(report: Mapping[str, Any]) -> str:
+    gate = report["summary"].get("gate")
+    if not gate:
+        return ""
+    status = str(gate["status"])
+    kind = "failed" if status in ("failed", "incomplete") else status.replace(" ", "-")
+    return (
+        f'<p class="gate gate-{escape(kind)}" data-gate="{escape(status)}">'
+        f"{escape(str(gate['line']))}</p>"
+    )
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'s' * (count != 1)}"
 
@@ -328,7 +352,8 @@ def _legend(threshold: float) -> str:
         f'<div class="ramp" style="background:linear-gradient(to right, {stops})">'
         f'<div class="mark" style="left:{threshold * 100:.1f}%" title="threshold"></div></div>'
         f'<span>1</span><span class="muted">similarity to the original\'s output;'
-        f" threshold {threshold:g} marked</span></div>"
+        f" threshold {threshold:g} marked; outlined red: failed; outlined violet with"
+        f" ˣ: expected divergence (xfail)</span></div>"
     )
 
 
@@ -350,6 +375,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         version=escape(str(report.get("plugin_version", ""))),
         cards=_summary_cards(report),
         findings=_findings(report),
+        gate=_gate_banner(report),
         legend=_legend(float(report.get("threshold", 0.6))),
         heatmap=table,
         bars=_sensitivity_svg(report["summary"].get("variants", {})),
@@ -372,6 +398,7 @@ _PAGE = """<!doctype html>
 <header>
 <h1>promptpert <span class="muted">prompt-robustness report</span></h1>
 <p class="muted">{meta} · pytest-promptpert {version}</p>
+{gate}
 <div class="cards">{cards}</div>
 </header>
 {findings}
@@ -438,8 +465,10 @@ h3 { font-size: 12px; margin: 0 0 4px; text-transform: uppercase; letter-spacing
 .heatmap td.cell { cursor: pointer; }
 .heatmap td.cell:hover, .heatmap td.cell:focus { outline: 2px solid #1f2937; outline-offset: 1px; }
 .heatmap td.cell.pinned { outline: 3px solid #2563eb; outline-offset: 1px; }
-.heatmap td.o-failed, .heatmap td.o-xfailed { font-weight: 700;
-  box-shadow: inset 0 0 0 2px #7f1d1d; }
+.heatmap td.o-failed { font-weight: 700; box-shadow: inset 0 0 0 2px #7f1d1d; }
+.heatmap td.o-failed.excused { box-shadow: inset 0 0 0 2px #7f1d1d, inset 0 0 0 4px #fff; }
+.heatmap td.o-xfailed { font-style: italic; box-shadow: inset 0 0 0 2px #6d28d9; }
+.heatmap td.orig.o-xfailed { color: #6d28d9; }
 .heatmap td.no-score { background: #eef0f3; color: var(--muted); }
 .heatmap td.o-error { background: #4b5563; color: #fff; }
 .heatmap td.orig { color: #15803d; font-weight: 700; }
@@ -450,6 +479,10 @@ h3 { font-size: 12px; margin: 0 0 4px; text-transform: uppercase; letter-spacing
 .findings li { margin: 2px 0; } .findings code { font-size: 12px; }
 .heatmap td.orig.o-failed, .heatmap td.orig.o-error { color: #b91c1c; }
 .heatmap td.empty { background: transparent; }
+.gate { margin: 12px 0 0; padding: 8px 12px; border-radius: 6px; font-weight: 600; }
+.gate-passed { background: #dcfce7; color: #166534; }
+.gate-failed { background: #fee2e2; color: #991b1b; }
+.gate-no-score { background: #f3f4f6; color: var(--muted); }
 .legend { display: flex; align-items: center; gap: 8px; margin: 0 0 8px; font-size: 12px; }
 .legend .ramp { position: relative; width: 240px; height: 12px; border-radius: 3px; }
 .legend .mark { position: absolute; top: -3px; width: 2px; height: 18px; background: #111827; }

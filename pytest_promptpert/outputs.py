@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,18 +17,25 @@ from .baseline import changes, changes_lines, load_baseline, write_baseline
 from .client import Stats
 from .findings import annotate, finding_lines, lint_findings
 from .html_report import render_html
-from .report import (
-    below_fail_under,
-    build_json,
-    fail_under_line,
-    markdown_summary,
-    plan_lines,
-    robustness_score,
-    terminal_summary,
-)
+from .report import build_json, plan_lines, terminal_summary
 from .request import Request
+from .scoring import GateVerdict, judge_gate
 from .settings import Settings, SettingsError
-from .variants import ORIGINAL
+from .step_summary import markdown_summary
+
+
+def count_keys(processes: Iterable[Mapping[str, bool]]) -> tuple[int, int]:
+    """(hits, misses) over the distinct requests the processes of a run looked up.
+
+    Each process (xdist worker) records every request it looked up and whether it was in the
+    cache; a request that any of them had to wait for (a miss) is a miss of the run.
+    """
+    found: dict[str, bool] = {}
+    for process in processes:
+        for key, hit in process.items():
+            found[key] = found.get(key, True) and bool(hit)
+    hits = sum(found.values())
+    return hits, len(found) - hits
 
 
 @dataclass
@@ -36,36 +43,59 @@ class RunResults:
     """Every item's record, merged across xdist workers, and what the run made of them."""
 
     settings: Settings
-    results: list[dict[str, Any]] = field(default_factory=list)
+    #: node id -> the item's record; a later attempt's (pytest-rerunfailures) replaces it
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: every node id that reported, marked or not: how much of the run ran
+    seen: set[str] = field(default_factory=set)
     worker_stats: list[Mapping[str, float]] = field(default_factory=list)
-    #: failures that fail_under does not excuse: originals, errors, setup and teardown
-    other_failures: int = 0
+    #: each worker's distinct requests -> whether each was a cache hit (Stats cannot add up)
+    worker_keys: list[Mapping[str, bool]] = field(default_factory=list)
     #: some items were deselected (-k, --lf): a baseline update keeps the tests not run
     partial: bool = False
     written: list[str] = field(default_factory=list)
     #: one line for each output that could not be written (a full disk, a vanished directory)
     write_failures: list[str] = field(default_factory=list)
-    gate_line: str | None = None
+    gate: GateVerdict | None = None
 
-    def add(self, record: Mapping[str, Any] | None, *, failed: bool, when: str) -> None:
+    @property
+    def results(self) -> list[dict[str, Any]]:
+        """One record per item, with the run-level findings (noise, ...) added."""
+        return annotate(list(self.records.values()))
+
+    def add(self, nodeid: str, when: str, outcome: str, record: Mapping[str, Any] | None) -> None:
+        """One report of one item (setup, call or teardown); the last report of a node wins.
+
+        A ``rerun`` report (pytest-rerunfailures: an attempt that is tried again) is no result.
+        A failed teardown turns the item's result into an error.
+        """
+        if outcome == "rerun":
+            return
+        self.seen.add(nodeid)
         if record is not None:
-            self.results.append(dict(record))
-        robustness_failure = (
-            record is not None
-            and record["variant"] != ORIGINAL
-            and record["outcome"] == "failed"
-            and when == "call"
-        )
-        if failed and not robustness_failure:
-            self.other_failures += 1
+            self.records[nodeid] = dict(record)
+        elif when == "teardown" and outcome == "failed" and nodeid in self.records:
+            self.records[nodeid].pop("excused", None)
+            self.records[nodeid]["outcome"] = "error"
 
-    def stats(self, own: Stats | None) -> dict[str, float]:
+    def stats(self, own: Stats | None, own_keys: Mapping[str, bool] | None) -> dict[str, float]:
         merged = Stats()
         if own is not None:
             merged.merge(own.as_dict())
         for worker in self.worker_stats:
             merged.merge(worker)
+        merged.hits, merged.misses = count_keys([own_keys or {}, *self.worker_keys])
         return merged.as_dict()
+
+    def judge(self, *, collected: int, stopped: str | None) -> GateVerdict | None:
+        """The fail_under gate's verdict (None without one); see ``scoring.judge_gate``."""
+        self.gate = judge_gate(
+            self.results,
+            self.settings.fail_under,
+            ran=len(self.seen),
+            collected=collected,
+            stopped=stopped,
+        )
+        return self.gate
 
     def write(
         self, stats: Mapping[str, Any], *, update_baseline: bool, step_summary: str | None
@@ -76,9 +106,9 @@ class RunResults:
         :attr:`write_failures`, and the others are still written.
         """
         settings = self.settings
-        self.results = annotate(self.results)
+        results = self.results
         if settings.report is not None or settings.html is not None:
-            data = build_json(self.results, stats, settings)
+            data = build_json(results, stats, settings, self.gate)
             if settings.report is not None:
                 report = settings.report
                 text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -86,17 +116,17 @@ class RunResults:
             if settings.html is not None:
                 html = settings.html
                 self._attempt("HTML report", html, lambda: _write(html, render_html(data)))
-        if step_summary and self.results:
-            summary = markdown_summary(self.results, stats) + "\n"
+        if step_summary and results:
+            summary = markdown_summary(results, stats, self.gate) + "\n"
             self._attempt(
                 "$GITHUB_STEP_SUMMARY", Path(step_summary), lambda: _append(step_summary, summary)
             )
-        if update_baseline and self.results:
+        if update_baseline and results:
             keep = load_baseline(settings.baseline) if self.partial else None
             self._attempt(
                 "baseline",
                 settings.baseline,
-                lambda: write_baseline(settings.baseline, self.results, keep=keep),
+                lambda: write_baseline(settings.baseline, results, keep=keep),
                 done=f"baseline written: {settings.baseline}",
             )
 
@@ -113,18 +143,6 @@ class RunResults:
             if what != "$GITHUB_STEP_SUMMARY":
                 self.written.append(done or f"{what}: {path}")
 
-    def gate(self, tests_failed: bool) -> bool | None:
-        """With fail_under: whether the run failed (None: no gate, pytest's verdict stands)."""
-        fail_under = self.settings.fail_under
-        if fail_under is None:
-            return None
-        self.results = annotate(self.results)
-        score = robustness_score(self.results)
-        if below_fail_under(score, fail_under):
-            self.gate_line = fail_under_line(score, fail_under)
-            return True
-        return tests_failed and self.other_failures > 0
-
     def summary_lines(
         self,
         stats: Mapping[str, Any],
@@ -133,25 +151,25 @@ class RunResults:
         planned: list[tuple[Request, int, float]] | None,
         lint_only: bool = False,
     ) -> list[str]:
-        self.results = annotate(self.results)
+        results = self.results
         if lint_only:
-            found = lint_findings(self.results)
+            found = lint_findings(results)
             return [
-                *finding_lines(self.results),
+                *finding_lines(results),
                 f"promptpert lint: {len(found)} finding{'s' * (len(found) != 1)} in the"
-                f" prompts of {len({r['test'] for r in self.results})} tests; no model was called",
+                f" prompts of {len({r['test'] for r in results})} tests; no model was called",
                 *self.written,
             ]
-        lines = terminal_summary(self.results, stats, verbosity)
-        if baseline is not None and self.results:
-            new, removed = changes(self.results, baseline)
+        lines = terminal_summary(results, stats, verbosity)
+        if baseline is not None and results:
+            new, removed = changes(results, baseline)
             lines += changes_lines(new, removed, self.settings.baseline)
         if planned is not None:
             lines += plan_lines(planned)
         lines += self.written
         lines += self.write_failures
-        if self.gate_line:
-            lines.append(self.gate_line)
+        if self.gate is not None:
+            lines.append(self.gate.line)
         return lines
 
 

@@ -15,16 +15,18 @@ import pytest
 from . import hookspecs, warning_types
 from .baseline import load_baseline
 from .client import CachedLLM, CacheMissError, Planned
-from .compare import NothingToCompare
+from .compare import NothingToCompare, failure_context
 from .config_files import hidden_tables, hidden_tables_message, read_pyproject, table_line
 from .extract import ExtractCallableError
 from .failures import ProviderError, run_wide_lines
 from .intercept import intercepting
 from .metrics import MetricCatalog, MetricError, builtin_metrics
-from .outputs import RunResults, check_writable
+from .outputs import check_writable
 from .redact import Secrets
 from .report import header_line
 from .request import PromptError
+from .run_report import RunReport
+from .scoring import excusable, excuse_reason
 from .session import ItemPlan, ItemRun, PromptpertSession, make_client, test_id
 from .settings import (
     DEFAULT_SOURCE,
@@ -589,21 +591,12 @@ def pytest_runtest_makereport(
         # a divergence.
         kind = "metric" if isinstance(error, MetricError) else "variant"
         report.user_properties.append(("promptpert_error", kind))
+    if PLAN in item.stash and (call.when == "call" or (call.when == "setup" and not report.passed)):
+        _record(item, call, report)
     if SESSION in item.config.stash:
         _scrub(report, item.config.stash[SESSION].secrets)
-    run = item.stash.get(ITEM_RUN, None) if call.when == "call" else None
-    if run is None and call.when == "call" and PLAN in item.stash:
-        run = ItemRun(item.stash[PLAN], item.config.stash[SESSION])  # never asked for llm
-    if run is not None:
-        record = run.result(item.nodeid, _outcome(report))
-        # A plain attribute travels with the report to the xdist controller.
-        report.promptpert = record  # type: ignore[attr-defined]
-        # As record_property does: JUnit XML writes them from the item's teardown report.
-        item.user_properties += [
-            (f"promptpert_{name}", record[name])
-            for name in ("variant", "score", "threshold")
-            if record[name] is not None  # JUnit would write the string 'None'
-        ]
+    if call.when == "teardown" and ITEM_RUN in item.stash:
+        del item.stash[ITEM_RUN]  # a rerun (pytest-rerunfailures) starts afresh
     _skip_at_test(item, report)
     return report
 
@@ -644,94 +637,65 @@ def _scrub(report: pytest.TestReport, secrets: Secrets) -> None:
     report.sections = [(name, secrets.scrub(text)) for name, text in report.sections]
 
 
-def _outcome(report: pytest.TestReport) -> str:
-    if any(name == "promptpert_error" for name, _ in report.user_properties):
+def _record(item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+    """Attach the item's result to its report, explain or excuse a variant's failure."""
+    session = item.config.stash[SESSION]
+    run = item.stash.get(ITEM_RUN, None) if call.when == "call" else None
+    if run is None:
+        run = ItemRun(item.stash[PLAN], session)  # never asked for llm, or setup did not finish
+    compared = [c for c in run.records if c is not None]
+    record = run.result(item.nodeid, _outcome(report, run.variant, compared))
+    error = call.excinfo.value if call.excinfo is not None else None
+    ours = isinstance(error, pytest.fail.Exception) and error.msg == run.verdict().message
+    own_failure = record["outcome"] in ("failed", "error") and error is not None and not ours
+    if call.when == "call" and own_failure and run.variant != ORIGINAL and not _our_error(report):
+        # The test's own check failed: say what the variant did, beside its traceback.
+        _add_section(report, "promptpert", failure_context(run.variant, compared))
+    if session.settings.fail_under is not None and excusable(record):
+        # The gate judges the run's score at the end; this item alone does not fail the run.
+        failure = str(error) if ours else call.excinfo.exconly() if call.excinfo else ""
+        report.outcome = "skipped"
+        report.wasxfail = excuse_reason(failure)
+        record["excused"] = True
+    # A plain attribute travels with the report to the xdist controller.
+    report.promptpert = record  # type: ignore[attr-defined]
+    # As record_property does: JUnit XML writes them from the item's teardown report.
+    item.user_properties[:] = [
+        p for p in item.user_properties if not str(p[0]).startswith("promptpert_")
+    ]
+    item.user_properties += [
+        (f"promptpert_{name}", record[name])
+        for name in ("variant", "score", "threshold")
+        if record[name] is not None  # JUnit would write the string 'None'
+    ]
+
+
+def _add_section(report: pytest.TestReport, title: str, text: str) -> None:
+    """Text after the failure's traceback, in the terminal and in JUnit XML alike."""
+    longrepr = report.longrepr
+    addsection = getattr(longrepr, "addsection", None)
+    if addsection is not None:
+        addsection(title, text)
+    else:
+        report.longrepr = f"{longrepr}\n\n{text}" if longrepr else text
+
+
+def _our_error(report: pytest.TestReport) -> bool:
+    return any(name == "promptpert_error" for name, _ in report.user_properties)
+
+
+def _outcome(report: pytest.TestReport, variant: str, compared: list[Any]) -> str:
+    if _our_error(report):
         return "error"
     if report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
         return "xpassed"  # the variant no longer diverges: a pass, but the run still fails
     if hasattr(report, "wasxfail"):
         return "xpassed" if report.passed else "xfailed"
+    if report.failed and (report.when != "call" or (variant != ORIGINAL and not compared)):
+        # A setup or fixture error, or a failure before any variant output was compared
+        # (e.g. pytest's "async def functions are not natively supported"): not behaviour.
+        return "error"
     return report.outcome
-
-
-def _narrowed(config: pytest.Config) -> bool:
-    """Whether this run may leave out tests (so a baseline update must keep the others)."""
-    option = config.option
-    return bool(
-        config.args_source == pytest.Config.ArgsSource.ARGS
-        or getattr(option, "keyword", "")
-        or getattr(option, "markexpr", "")
-        or getattr(option, "lf", False)
-        or getattr(option, "deselect", None)
-    )
-
-
-class RunReport:
-    """Hooks that collect the run's records (on the xdist controller too) and finish it."""
-
-    def __init__(self, config: pytest.Config, session: PromptpertSession) -> None:
-        self.config = config
-        self.session = session
-        self.run = RunResults(session.settings, partial=_narrowed(config))
-
-    def _stats(self) -> dict[str, float]:
-        own = self.session.client.stats if self.session.has_client else None
-        return self.run.stats(own)
-
-    def pytest_deselected(self, items: list[pytest.Item]) -> None:
-        self.run.partial = self.run.partial or bool(items)
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        self.run.add(getattr(report, "promptpert", None), failed=report.failed, when=report.when)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["promptpert_run"] = self.session.run_id
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        stats = getattr(node, "workeroutput", {}).get("promptpert_stats")
-        if stats:
-            self.run.worker_stats.append(stats)
-
-    def pytest_keyboard_interrupt(self) -> None:
-        if self.session.has_client:
-            self.session.client.cancel()  # no queued call or retry goes out after Ctrl-C
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.session.has_client:
-            if session.exitstatus == pytest.ExitCode.INTERRUPTED:
-                self.session.client.cancel()
-            self.session.client.drain()  # prefetched calls still landing count in the stats
-        if hasattr(self.config, "workerinput"):
-            self.config.workeroutput["promptpert_stats"] = self._stats()  # type: ignore[attr-defined]
-            return
-        self.run.write(
-            self._stats(),
-            update_baseline=self.config.getoption("promptpert_update_baseline"),
-            step_summary=os.environ.get("GITHUB_STEP_SUMMARY"),
-        )
-        failed = self.run.gate(session.exitstatus == pytest.ExitCode.TESTS_FAILED)
-        if failed is not None and session.exitstatus in (0, pytest.ExitCode.TESTS_FAILED):
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED if failed else pytest.ExitCode.OK
-        if self.run.write_failures and session.exitstatus == pytest.ExitCode.OK:
-            # As when pytest cannot write its JUnit XML, but said in one line, summary kept.
-            session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
-
-    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        client = self.session.client if self.session.has_client else None
-        lint_only = self.session.lint_only
-        planned = (
-            list(client.planned.values()) if client and client.planning and not lint_only else None
-        )
-        lines = self.run.summary_lines(
-            self._stats(), self.config.get_verbosity(), self.session.baseline, planned, lint_only
-        )
-        if lines:
-            terminalreporter.write_sep("-", "promptpert")
-            for line in lines:
-                terminalreporter.write_line(line)
 
 
 class SettingsNotes:

@@ -10,6 +10,19 @@ from .compare import trim
 from .findings import MIN_TESTS, finding_lines, interval_text, summary_fields, wilson
 from .metrics import metric_name
 from .redact import redact_url
+from .scoring import (
+    ERROR_OUTCOMES,
+    EXPECTED_OUTCOMES,
+    FAILED_OUTCOMES,
+    ORIGINAL,
+    PASSED_OUTCOMES,
+    SKIPPED_OUTCOMES,
+    GateVerdict,
+    Result,
+    measures_robustness,
+    robustness_score,
+    variant_results,
+)
 from .settings import Settings
 
 #: Settings the header always shows; any other is shown when it is not the default.
@@ -74,12 +87,18 @@ def _shown(value: object) -> str:
 #     "fail_under": 0.9 | null,
 #     "baseline_tolerance": 0.05,
 #     "summary": {
-#       "robustness": 0.75 | null,        # passed / (passed + failed) over variant items
-#       "tests": 3,                       # distinct marked tests (node id without variant)
+#       "robustness": 0.75 | null,        # passed / (passed + failed + errors) over variant
+#       "tests": 3,                       #   items; distinct marked tests (node id w/o variant)
 #       "variant_items": 12,              # items whose variant is not "original"
-#       "passed": 9, "failed": 2,         # variant items; xpassed counts as passed,
-#       "skipped": 1, "errors": 0,        #   xfailed as failed
+#       "passed": 9, "failed": 2,         # variant items; xpassed counts as passed
+#       "skipped": 1, "errors": 0,
+#       "xfailed": 0,                     # expected divergences: not in the score
+#       "excused": 0,                     # failed items the gate showed as xfailed
 #       "original_failures": 0,           # "original" items that failed or errored
+#       "gate": null | {                  # with --promptpert-fail-under (scoring.GateVerdict)
+#         "fail_under": 0.7, "score": 0.75, "excused": 2, "line": "promptpert: gate ...",
+#         "status": "passed" | "failed" | "no score" | "incomplete"
+#       },
 #       "calls": 10,                      # model calls made (cache misses that were called)
 #       "cache_hits": 30, "cache_misses": 10, "call_errors": 0,
 #       "prompt_tokens": 900, "completion_tokens": 334, "tokens": 1234,
@@ -104,6 +123,7 @@ def _shown(value: object) -> str:
 #         "metric": "token_set_ratio", "threshold": 0.6,
 #         "score": 0.42 | null,           # null: nothing was compared (original, skipped, error)
 #         "outcome": "passed" | "failed" | "skipped" | "error" | "xfailed" | "xpassed",
+#         "excused": true,                # only on a failure the gate showed as xfailed
 #         "model": "...", "samples": 1,
 #         "calls": 2, "cache_hits": 0, "tokens": 40,
 #         # only when a comparison was made (the item's worst call):
@@ -118,60 +138,11 @@ def _shown(value: object) -> str:
 #     ]
 #   }
 
-ORIGINAL = "original"
-CONTROL = "control"
 REPORT_VERSION = 1
-PASSED_OUTCOMES = frozenset({"passed", "xpassed"})
-FAILED_OUTCOMES = frozenset({"failed", "xfailed"})
-ERROR_OUTCOMES = frozenset({"error"})
-SKIPPED_OUTCOMES = frozenset({"skipped"})
-MAX_MARKDOWN_ROWS = 50
-
-Result = Mapping[str, Any]
-
-
-def variant_results(results: Iterable[Result]) -> list[Result]:
-    """The items of variants, without the ``original`` items."""
-    return [r for r in results if r.get("variant") != ORIGINAL]
-
-
-def _measures_robustness(result: Result) -> bool:
-    """Not the control (it measures the provider) and not a failure within provider noise."""
-    return result.get("variant") != CONTROL and not result.get("noise")
-
-
-def robustness_score(results: Iterable[Result]) -> float | None:
-    """The share of variant items, not skipped, that passed (an error is not a pass); None if
-    there are none. Controls and failures within provider noise are left out."""
-    decided = [
-        r
-        for r in variant_results(results)
-        if (_decided(r) or r.get("outcome") in ERROR_OUTCOMES) and _measures_robustness(r)
-    ]
-    if not decided:
-        return None
-    return sum(r["outcome"] in PASSED_OUTCOMES for r in decided) / len(decided)
-
-
-def below_fail_under(score: float | None, fail_under: float | None) -> bool:
-    """Whether the fail-under gate fails the run. A run with nothing compared does not fail."""
-    return fail_under is not None and score is not None and score < fail_under
-
-
-def fail_under_line(score: float | None, threshold: float) -> str:
-    """The line that explains a failed (or passed) fail-under gate, naming both numbers."""
-    if score is None:
-        return (
-            f"promptpert: no variant item was compared, so there is no robustness score"
-            f" to hold to --promptpert-fail-under={threshold:g}"
-        )
-    relation = "is below" if score < threshold else "meets"
-    return (
-        f"promptpert: robustness score {score:.3f} {relation} --promptpert-fail-under={threshold:g}"
-    )
 
 
 def _decided(result: Result) -> bool:
+    """Compared and judged: held or changed behaviour (not skipped, expected, or an error)."""
     outcome = result.get("outcome")
     return outcome in PASSED_OUTCOMES or outcome in FAILED_OUTCOMES
 
@@ -204,7 +175,9 @@ def variant_sensitivity(results: Iterable[Result]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def summary(results: Sequence[Result], stats: Mapping[str, Any]) -> dict[str, Any]:
+def summary(
+    results: Sequence[Result], stats: Mapping[str, Any], gate: GateVerdict | None = None
+) -> dict[str, Any]:
     """The numbers of a run: robustness, outcome counts of variant items, calls and cost."""
     variants = variant_results(results)
     outcomes = [r.get("outcome") for r in variants]
@@ -216,6 +189,8 @@ def summary(results: Sequence[Result], stats: Mapping[str, Any]) -> dict[str, An
         "failed": sum(o in FAILED_OUTCOMES for o in outcomes),
         "skipped": sum(o in SKIPPED_OUTCOMES for o in outcomes),
         "errors": sum(o in ERROR_OUTCOMES for o in outcomes),
+        "xfailed": sum(o in EXPECTED_OUTCOMES for o in outcomes),
+        "excused": sum(bool(r.get("excused")) for r in variants),
         "original_failures": sum(
             r.get("outcome") in FAILED_OUTCOMES | ERROR_OUTCOMES
             for r in results
@@ -232,6 +207,7 @@ def summary(results: Sequence[Result], stats: Mapping[str, Any]) -> dict[str, An
         "variants": variant_sensitivity(results),
         "noise": sum(bool(r.get("noise")) for r in results),
         **summary_fields(results),
+        "gate": None if gate is None else gate.as_json(),
     }
 
 
@@ -240,7 +216,10 @@ def _rounded(value: float | None) -> float | None:
 
 
 def build_json(
-    results: Sequence[Result], stats: Mapping[str, Any], settings: Settings
+    results: Sequence[Result],
+    stats: Mapping[str, Any],
+    settings: Settings,
+    gate: GateVerdict | None = None,
 ) -> dict[str, Any]:
     """The JSON report (schema above): settings, summary and every result, sorted by nodeid."""
     return {
@@ -253,7 +232,7 @@ def build_json(
         "variants": list(settings.variants),
         "fail_under": settings.fail_under,
         "baseline_tolerance": settings.baseline_tolerance,
-        "summary": summary(results, stats),
+        "summary": summary(results, stats, gate),
         "results": [dict(r) for r in sorted(results, key=lambda r: str(r["nodeid"]))],
     }
 
@@ -290,7 +269,7 @@ def format_score(score: float | None) -> str:
 def robustness_line(results: Sequence[Result]) -> str:
     s = summary(results, {})
     score = s["robustness"]
-    counted = [r for r in variant_results(results) if _measures_robustness(r)]
+    counted = [r for r in variant_results(results) if measures_robustness(r)]
     passed = sum(r.get("outcome") in PASSED_OUTCOMES for r in counted)
     decided = sum(_decided(r) or r.get("outcome") in ERROR_OUTCOMES for r in counted)
     text = "n/a" if score is None else f"{score:.3f}"
@@ -300,6 +279,8 @@ def robustness_line(results: Sequence[Result]) -> str:
     controls = s["controls"]["tests"]
     extras += [f"{controls} control{'s' * (controls != 1)} not counted"] if controls else []
     extras += [f"{s['errors']} error{'s' * (s['errors'] != 1)}"] if s["errors"] else []
+    if s["xfailed"]:
+        extras.append(f"{s['xfailed']} expected divergence{'s' * (s['xfailed'] != 1)} (xfail)")
     return line + "".join(f", {e}" for e in extras) + ")"
 
 
@@ -328,7 +309,7 @@ def _any_calls(stats: Mapping[str, Any]) -> bool:
     return any(int(stats.get(key, 0)) for key in ("calls", "hits", "misses"))
 
 
-def _sort_key(result: Result) -> tuple[int, float, str]:
+def sort_key(result: Result) -> tuple[int, float, str]:
     """Failures first, then errors, then the lowest score; ties by node id."""
     outcome = result.get("outcome")
     rank = 0 if outcome in FAILED_OUTCOMES else 1 if outcome in ERROR_OUTCOMES else 2
@@ -354,16 +335,21 @@ OUTCOME_LABELS = {
 }
 
 
+def outcome_label(result: Result) -> str:
+    outcome = str(result.get("outcome"))
+    label = OUTCOME_LABELS.get(outcome, outcome)
+    return f"{label} (excused)" if result.get("excused") else label
+
+
 def _item_table(results: Sequence[Result]) -> list[str]:
     rows = [["item", "score", "threshold", "outcome"]]
-    for r in sorted(results, key=_sort_key):
-        outcome = str(r.get("outcome"))
+    for r in sorted(results, key=sort_key):
         rows.append(
             [
                 str(r["nodeid"]),
                 format_score(r.get("score")),
                 f"{float(r['threshold']):.3f}",
-                OUTCOME_LABELS.get(outcome, outcome),
+                outcome_label(r),
             ]
         )
     return _columns(rows)
@@ -380,13 +366,18 @@ def _test_table(results: Sequence[Result]) -> list[str]:
     """One row per marked test: passed/compared variants, its worst variant, what failed."""
     rows: list[tuple[tuple[int, float, str], list[str]]] = []
     for test, items in _by_test(results).items():
-        variants = sorted(variant_results(items), key=_sort_key)
+        variants = sorted(variant_results(items), key=sort_key)
         decided = [r for r in variants if _decided(r)]
         worst = variants[0] if variants else None
         failed = [str(r["variant"]) for r in variants if _failed(r)]
         errors = [str(r["variant"]) for r in variants if r.get("outcome") in ERROR_OUTCOMES]
-        notes = [*failed, *(f"{name} (error)" for name in errors)]
-        key = _sort_key(worst) if worst else (3, 2.0, test)
+        expected = [str(r["variant"]) for r in variants if r.get("outcome") in EXPECTED_OUTCOMES]
+        notes = [
+            *failed,
+            *(f"{name} (error)" for name in errors),
+            *(f"{name} (xfail)" for name in expected),
+        ]
+        key = sort_key(worst) if worst else (3, 2.0, test)
         rows.append(
             (
                 (key[0], key[1], test),
@@ -424,7 +415,7 @@ def _sensitive_test_lines(results: Sequence[Result], limit: int = 5) -> list[str
     """The tests whose behaviour the most variants changed (noise and controls left out)."""
     ranked = []
     for test, items in _by_test(results).items():
-        decided = [r for r in variant_results(items) if _decided(r) and _measures_robustness(r)]
+        decided = [r for r in variant_results(items) if _decided(r) and measures_robustness(r)]
         failed = [r for r in decided if _failed(r)]
         if failed:
             ranked.append((-len(failed) / len(decided), -len(failed), test, len(decided), failed))
@@ -442,55 +433,16 @@ def _worst_pair_lines(results: Sequence[Result]) -> list[str]:
     failing = [r for r in variant_results(results) if _failed(r) and r.get("score") is not None]
     if not failing:
         return []
-    worst = min(failing, key=_sort_key)
+    worst = min(failing, key=sort_key)
+    score, threshold = float(worst["score"]), float(worst["threshold"])
+    # Below the threshold, or the test's own check failed on this variant's output.
+    bound = f"< {threshold:.3f}" if score < threshold else f"(threshold {threshold:.3f})"
     return [
-        f"worst: {worst['nodeid']} {worst.get('metric', 'score')} {format_score(worst['score'])}"
-        f" < {float(worst['threshold']):.3f}",
+        f"worst: {worst['nodeid']} {worst.get('metric', 'score')} {format_score(score)} {bound}",
         f"  original output: {trim(str(worst.get('original_output', '')), 120)!r}",
         f"  variant output:  {trim(str(worst.get('variant_output', '')), 120)!r}",
         *(f"  - {trim(str(note), 120)}" for note in worst.get("notes", [])[:3]),
     ]
-
-
-# --- GitHub step summary --------------------------------------------------------------------
-
-
-def _md_code(text: str) -> str:
-    """*text* as an inline code span that is safe inside a Markdown table cell."""
-    text = " ".join(text.split()).replace("|", "\\|")
-    return f"`` {text} ``" if "`" in text else f"`{text}`"
-
-
-def markdown_summary(results: Sequence[Result], stats: Mapping[str, Any]) -> str:
-    """A Markdown summary for ``$GITHUB_STEP_SUMMARY``: headline, sensitivity, failures."""
-    lines = [f"### promptpert: {robustness_line(results)}", "", calls_line(stats).capitalize()]
-    sensitivity = variant_sensitivity(results)
-    if sensitivity:
-        lines += ["", "| variant | changed behaviour in | share |", "|---|---:|---:|"]
-        ranked = sorted(sensitivity.items(), key=lambda kv: (-kv[1]["share"], kv[0]))
-        for name, s in ranked:
-            lines.append(f"| {_md_code(name)} | {s['failed']} of {s['tests']} | {s['share']:.0%} |")
-    lines += _markdown_failures(results)
-    return "\n".join(lines) + "\n"
-
-
-def _markdown_failures(results: Sequence[Result]) -> list[str]:
-    bad = sorted(
-        (r for r in results if r.get("outcome") in FAILED_OUTCOMES | ERROR_OUTCOMES),
-        key=_sort_key,
-    )
-    if not bad:
-        return []
-    lines = ["", "| failed item | score | threshold | outcome |", "|---|---:|---:|---|"]
-    for r in bad[:MAX_MARKDOWN_ROWS]:
-        outcome = str(r.get("outcome"))
-        lines.append(
-            f"| {_md_code(str(r['nodeid']))} | {format_score(r.get('score'))}"
-            f" | {float(r['threshold']):.3f} | {OUTCOME_LABELS.get(outcome, outcome)} |"
-        )
-    if len(bad) > MAX_MARKDOWN_ROWS:
-        lines += ["", f"… and {len(bad) - MAX_MARKDOWN_ROWS} more."]
-    return lines
 
 
 def plan_lines(planned: Sequence[tuple[Any, int, float]], limit: int = 50) -> list[str]:

@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .report import (
+from .report import format_score
+from .scoring import (
     ERROR_OUTCOMES,
+    EXPECTED_OUTCOMES,
     FAILED_OUTCOMES,
     ORIGINAL,
     PASSED_OUTCOMES,
-    format_score,
     robustness_score,
 )
 
@@ -60,8 +61,8 @@ class ReportDiff:
 def _verdict(outcome: str | None) -> str:
     if outcome in PASSED_OUTCOMES:
         return "pass"
-    if outcome in FAILED_OUTCOMES or outcome in ERROR_OUTCOMES:
-        return "fail"
+    if outcome in FAILED_OUTCOMES | EXPECTED_OUTCOMES | ERROR_OUTCOMES:
+        return "fail"  # an expected divergence (xfailed) still diverged
     return "none"  # skipped, or missing: nothing was compared
 
 

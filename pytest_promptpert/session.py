@@ -220,6 +220,10 @@ class ItemRun(AppCalls):
     def variant(self) -> str:
         return self.plan.variant
 
+    def __repr__(self) -> str:
+        # Shown by pytest's assertion rewriting ("where ... = <llm ...>(prompt)"): short.
+        return f"<promptpert llm, variant {self.variant!r}>"
+
     def perturb(self, text: str) -> str:
         """Apply the current variant to *text*; ``llm`` then leaves its prompts alone."""
         if not isinstance(text, str):

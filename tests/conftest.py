@@ -32,6 +32,18 @@ def provider(
     return provider_server
 
 
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester whose inner runs keep their files' order, whatever order the outer run has.
+
+    pytest-randomly would otherwise shuffle every inner run under a fresh random seed (pytester
+    clears PYTEST_ADDOPTS, so this is set after it). A test that wants a shuffled inner run
+    passes ``-p randomly --randomly-seed=N`` itself.
+    """
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    return pytester
+
+
 @pytest.fixture(scope="session")
 def litellm_preloaded() -> None:
     """Import litellm once, outside pytester's in-process runs.

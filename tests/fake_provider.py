@@ -6,7 +6,9 @@ The model name picks the behaviour:
 - ``period``: answers very differently when the prompt ends with a period;
 - ``case``: answers very differently when the prompt's first letter is lower-case;
 - ``echo``: answers with the prompt itself;
-- ``noisy``: a different answer for every call, all alike in content (a sampled model);
+- ``noisy``: a sampled model, seeded: the answer is a function of the prompt and the request's
+  ``seed`` (when the body has none, of how many identical requests came before it since the
+  last ``reset()``), so samples of one prompt differ from each other, all alike in content;
 - ``label``: "Label: positive" and an explanation whose wording depends on the final period;
   "Label: negative" when the first letter is lower-case; no label at all when upper-case;
 - ``reword``: the same answer in other words when the prompt ends with a period ("Paris." /
@@ -48,7 +50,6 @@ More fault kinds, for hostile-input tests:
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import re
 import threading
@@ -57,7 +58,7 @@ import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-_counter = itertools.count()
+_DRAWS = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def _last_user(messages: list[dict[str, Any]]) -> str:
@@ -89,8 +90,10 @@ def is_bad(model: str, prompt: str) -> bool:
     return False
 
 
-def answer(model: str, prompt: str, take: int = 0) -> str:
-    """The answer of fake model *model* to *prompt*, seen *take* times before by the server."""
+def answer(model: str, prompt: str, take: int = 0, seed: int = 0) -> str:
+    """The answer of fake model *model* to *prompt*, seen *take* times before by the server.
+
+    *seed* is the request's seed (``noisy``)."""
     name = model.rsplit("/", 1)[-1]
     if name == "flaky":
         digest = hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).digest()
@@ -110,7 +113,10 @@ def answer(model: str, prompt: str, take: int = 0) -> str:
     if name == "echo":
         return prompt
     if name == "noisy":
-        return f"Sampled answer {next(_counter) % 3} about {folded}"
+        # One of 36 one-character draws: seeds 0..35 of one prompt always differ, and any two
+        # different answers are equally alike (one character apart).
+        base = int.from_bytes(hashlib.sha256(prompt.encode()).digest()[:4], "big")
+        return f"Sampled answer {_DRAWS[(base + seed) % len(_DRAWS)]} about {folded}"
     if name == "label":
         if prompt.upper() == prompt:
             return "I cannot classify this text."
@@ -170,7 +176,7 @@ def structured_message(model: str, prompt: str, body: dict[str, Any]) -> dict[st
         pick = 1 if _first_letter(prompt).islower() and len(tools) > 1 else 0
         name = tools[pick].get("function", {}).get("name", "tool")
         call = {
-            "id": f"call_{next(_counter)}",
+            "id": f"call_{zlib.crc32((name + prompt).encode()):08x}",  # a function of the request
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }
@@ -210,6 +216,8 @@ class FakeProvider(ThreadingHTTPServer):
         self.max_in_flight = 0
         #: how many times each (model, prompt) was answered, for the ``flaky`` model
         self.takes: dict[tuple[str, str], int] = {}
+        #: how often each request body was answered since reset(): the seed of a body with none
+        self.asked: dict[str, int] = {}
         # Bumped by reset(): a slow answer to an earlier test is not counted in the next one.
         self.generation = 0
 
@@ -229,6 +237,7 @@ class FakeProvider(ThreadingHTTPServer):
             self.required_key = None
             self.max_in_flight = 0
             self.takes.clear()
+            self.asked.clear()
 
     @property
     def root(self) -> str:
@@ -351,9 +360,15 @@ class _Handler(BaseHTTPRequestHandler):
             if self.path.endswith("/embeddings"):
                 self._embeddings(model, body, generation)
                 return
+            seed = body.get("seed")
+            if not isinstance(seed, int):
+                canonical = json.dumps(body, sort_keys=True)
+                with server.lock:
+                    seed = server.asked.get(canonical, 0)
+                    server.asked[canonical] = seed + 1
             shape = _shape(self.path)
             prompt = _prompt(shape, body)
-            reply = _Reply(shape, model, prompt, body, server.take(model, prompt))
+            reply = _Reply(shape, model, prompt, body, server.take(model, prompt), seed)
             with server.lock:
                 if server.generation == generation:
                     server.requests.append(
@@ -469,19 +484,25 @@ class _Reply:
     """One answer in the shape of the endpoint asked, whole or as server-sent events."""
 
     def __init__(
-        self, shape: str, model: str, prompt: str, body: dict[str, Any], take: int = 0
+        self,
+        shape: str,
+        model: str,
+        prompt: str,
+        body: dict[str, Any],
+        take: int = 0,
+        seed: int = 0,
     ) -> None:
         self.shape = shape
         self.model = model
         self.structured = structured_message(model, prompt, body) if shape == "chat" else None
-        self.text = answer(model, prompt, take)
+        self.text = answer(model, prompt, take, seed)
         if _wants_json(shape, body):
             self.text = json.dumps({"answer": self.text})
         self.tool: tuple[str, str] | None = None
         names = _tool_names(shape, body.get("tools") or [])
         if names:
             name = names[-1] if is_bad(model, prompt) else names[0]
-            self.tool = (name, json.dumps({"query": answer(model, prompt, take)}))
+            self.tool = (name, json.dumps({"query": answer(model, prompt, take, seed)}))
             self.text = ""
         self.prompt_tokens = len(prompt.split())
         self.completion_tokens = len(self.text.split()) + (1 if self.tool else 0)

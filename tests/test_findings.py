@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from pytest_promptpert.findings import annotate, collapse_reason, finding_lines, wilson
 from pytest_promptpert.html_report import render_html
 from pytest_promptpert.lint import check_prompt, effects
-from pytest_promptpert.report import build_json, robustness_score, terminal_summary
+from pytest_promptpert.report import build_json, terminal_summary
+from pytest_promptpert.scoring import robustness_score
 from pytest_promptpert.settings import Settings
 
 # --- collapsed outputs ---------------------------------------------------------------------

@@ -8,17 +8,10 @@ from pathlib import Path
 import pytest
 from synthetic import STATS, result, suite
 
-from pytest_promptpert.report import (
-    below_fail_under,
-    build_json,
-    fail_under_line,
-    markdown_summary,
-    robustness_score,
-    summary,
-    terminal_summary,
-    variant_sensitivity,
-)
+from pytest_promptpert.report import build_json, summary, terminal_summary, variant_sensitivity
+from pytest_promptpert.scoring import below_fail_under, robustness_score
 from pytest_promptpert.settings import Settings
+from pytest_promptpert.step_summary import markdown_summary
 
 T = "tests/test_p.py::test_a"
 
@@ -26,9 +19,10 @@ T = "tests/test_p.py::test_a"
 # --- robustness score -----------------------------------------------------------------------
 
 
-def test_robustness_counts_every_variant_item_not_skipped() -> None:
-    # suite(): passed 0.98, 0.75, 1.0, 0.9; failed 0.21, 0.45; xfailed 0.3; an error -> 4 of 8
-    assert robustness_score(suite()) == pytest.approx(4 / 8)
+def test_robustness_counts_every_variant_item_not_skipped_or_expected() -> None:
+    # suite(): passed 0.98, 0.75, 1.0, 0.9; failed 0.21, 0.45; an error -> 4 of 7
+    # (its skip and its expected divergence, xfailed 0.3, are left out)
+    assert robustness_score(suite()) == pytest.approx(4 / 7)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +31,9 @@ def test_robustness_counts_every_variant_item_not_skipped() -> None:
         (["passed", "failed"], 0.5),
         (["passed", "skipped"], 1.0),  # skipped: not in the score
         (["passed", "error"], 0.5),  # an error is not a pass (the contract: not skipped)
-        (["xpassed", "xfailed"], 0.5),  # xpassed held, xfailed changed behaviour
+        (["xpassed", "failed"], 0.5),  # an xfail that passed held
+        (["passed", "xfailed"], 1.0),  # an expected divergence is not news: not in the score
+        (["xfailed"], None),
         (["skipped", "error"], 0.0),
         (["skipped"], None),  # nothing decided
         ([], None),
@@ -56,22 +52,15 @@ def test_fail_under_gate() -> None:
     assert not below_fail_under(None, 0.8)  # nothing compared is not a regression
 
 
-def test_fail_under_line_names_score_and_threshold() -> None:
-    assert fail_under_line(0.5714, 0.8) == (
-        "promptpert: robustness score 0.571 is below --promptpert-fail-under=0.8"
-    )
-    assert "meets" in fail_under_line(0.9, 0.8)
-    assert "no robustness score" in fail_under_line(None, 0.8)
-
-
 # --- summary and JSON -----------------------------------------------------------------------
 
 
 def test_summary_counts() -> None:
     s = summary(suite(), STATS)
-    assert s["robustness"] == round(4 / 8, 6)
+    assert s["robustness"] == round(4 / 7, 6)
     assert (s["tests"], s["variant_items"]) == (3, 9)
-    assert (s["passed"], s["failed"], s["skipped"], s["errors"]) == (4, 3, 1, 1)
+    assert (s["passed"], s["failed"], s["skipped"], s["errors"], s["xfailed"]) == (4, 2, 1, 1, 1)
+    assert (s["excused"], s["gate"]) == (0, None)
     assert s["original_failures"] == 0
     assert (s["calls"], s["cache_hits"], s["cache_misses"], s["call_errors"]) == (10, 30, 10, 1)
     assert (s["prompt_tokens"], s["completion_tokens"], s["tokens"]) == (900, 334, 1234)
@@ -96,7 +85,14 @@ def test_variant_sensitivity_shares() -> None:
             "high": 1.0,
             "insufficient_data": True,
         },
-        "trailing_space": {"tests": 3, "failed": 1, "share": 0.333333, **one_of_three},
+        "trailing_space": {  # nor the expected divergence (xfailed)
+            "tests": 2,
+            "failed": 0,
+            "share": 0.0,
+            "low": 0.0,
+            "high": 0.65762,
+            "insufficient_data": True,
+        },
     }
 
 
@@ -155,7 +151,8 @@ def test_terminal_table_puts_failures_first() -> None:
         "lowercase",
     ]
     assert rows[1].startswith("tests/test_other.py::test_ok ")
-    assert rows[1].rstrip().endswith("trailing_space, lowercase (error)")
+    assert rows[1].split()[1] == "1/1"  # the expected divergence is not counted as a failure
+    assert rows[1].rstrip().endswith("lowercase (error), trailing_space (xfail)")
     assert rows[2].split()[:4] == [
         "tests/test_prompts.py::test_city[paris]",
         "2/2",
@@ -174,7 +171,10 @@ def test_terminal_summary_lines() -> None:
         "worst: tests/test_prompts.py::test_sign[add_period] token_set_ratio 0.210 < 0.600" in lines
     )
     assert "  original output: 'Yes, the sky is blue.'" in lines
-    assert lines[-2] == "robustness 0.500 (4 of 8 variant items passed, 1 skipped, 1 error)"
+    assert lines[-2] == (
+        "robustness 0.571 (4 of 7 variant items passed, 1 skipped, 1 error,"
+        " 1 expected divergence (xfail))"
+    )
     assert lines[-1] == "model calls 10, cache hits 30, misses 10, tokens 1234, est. cost $0.0012"
 
 
@@ -188,13 +188,16 @@ def test_terminal_verbose_has_one_line_per_item() -> None:
         "0.600",
         "FAILED",
     ]
-    assert table[2].split()[0] == "tests/test_other.py::test_ok[trailing_space]"  # xfailed 0.3
-    assert table[2].split()[-1] == "xfail"
+    assert table[2].split()[-1] == "FAILED"
+    assert table[3].split() == ["tests/test_other.py::test_ok[lowercase]", "-", "0.600", "ERROR"]
+    xfailed = next(row for row in table if "test_ok[trailing_space]" in row)
+    assert xfailed.split()[-1] == "xfail"
 
 
 def test_terminal_quiet_is_one_line() -> None:
     assert terminal_summary(suite(), STATS, -1) == [
-        "promptpert: robustness 0.500 (4 of 8 variant items passed, 1 skipped, 1 error);"
+        "promptpert: robustness 0.571 (4 of 7 variant items passed, 1 skipped, 1 error,"
+        " 1 expected divergence (xfail));"
         " model calls 10, cache hits 30, misses 10, tokens 1234, est. cost $0.0012"
     ]
 
@@ -223,7 +226,7 @@ def test_cost_format(cost: float, text: str) -> None:
 
 def test_markdown_summary() -> None:
     text = markdown_summary(suite(), STATS)
-    assert text.startswith("### promptpert: robustness 0.500 (4 of 8 variant items passed")
+    assert text.startswith("### promptpert: robustness 0.571 (4 of 7 variant items passed")
     assert "| `lowercase` | 1 of 1 | 100% |" in text
     assert "| `tests/test_prompts.py::test_sign[add_period]` | 0.210 | 0.600 | FAILED |" in text
     assert "| `tests/test_other.py::test_ok[lowercase]` | - | 0.600 | ERROR |" in text
