@@ -269,6 +269,13 @@ def test_background_calls_end_with_their_test(project, provider):
 
 def test_a_request_refused_by_a_recorder_is_an_error_at_once(project, provider):
     pytester = project("stable")
+    # A host name no earlier test used: litellm keeps clients (and their open keep-alive
+    # connections) per api_base, and a reused one would make the outcome depend on test order.
+    fresh = provider.url.replace("127.0.0.1", "localhost")
+    pytester.makefile(
+        ".toml",
+        pyproject=f'[tool.promptpert]\nmodel = "openai/stable"\napi_base = "{fresh}"\n',
+    )
     pytester.makepyfile(test_recorded=RECORDED)
     result = pytester.runpytest("--record-mode=none", "-rN")
     result.assert_outcomes(errors=4)

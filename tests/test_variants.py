@@ -315,7 +315,11 @@ def test_strip_punctuation_removes_exactly_the_punctuation(text: str) -> None:
 # Dotless ı (U+0131) is the one code point whose case mappings leave its caseless class:
 # upper("ı") is "I", whose case fold is "i". Python has no Turkic casing, so it is left out of
 # the case-only invariant here and pinned by the "ıstanbul" example above instead.
-cased_texts = _texts(st.one_of(st.characters(), st.sampled_from(TRICKY)).filter(lambda c: c != "ı"))
+# Likewise the combining ypogegrammeni (U+0345): upper-cased it becomes the base letter "Ι"
+# (U+0399), which leaves its combining sequence, so NFD orders the two texts differently.
+cased_texts = _texts(
+    st.one_of(st.characters(), st.sampled_from(TRICKY)).filter(lambda c: c not in "ı\u0345")
+)
 
 
 @settings(max_examples=200)
