@@ -257,7 +257,7 @@ def test_background_calls_end_with_their_test(project, provider):
     pytester = project("stable", concurrency=1)
     pytester.makepyfile(test_recorded=RECORDED)
     provider.latency = 0.2
-    pytester.runpytest("--record-mode=once").assert_outcomes(passed=4)
+    pytester.runpytest_subprocess("--record-mode=once").assert_outcomes(passed=4)
     recorded = {
         path.name: len(yaml.safe_load(path.read_text())["interactions"])
         for path in (pytester.path / "cassettes").rglob("*.yaml")
@@ -271,13 +271,16 @@ def test_a_request_refused_by_a_recorder_is_an_error_at_once(project, provider):
     pytester = project("stable")
     # A host name no earlier test used: litellm keeps clients (and their open keep-alive
     # connections) per api_base, and a reused one would make the outcome depend on test order.
+    # In a subprocess: in-process, a background thread left by an earlier test can import while
+    # pytest rewrites this module's asserts, which crashes CPython 3.11.7 ("AST constructor
+    # recursion depth mismatch").
     fresh = provider.url.replace("127.0.0.1", "localhost")
     pytester.makefile(
         ".toml",
         pyproject=f'[tool.promptpert]\nmodel = "openai/stable"\napi_base = "{fresh}"\n',
     )
     pytester.makepyfile(test_recorded=RECORDED)
-    result = pytester.runpytest("--record-mode=none", "-rN")
+    result = pytester.runpytest_subprocess("--record-mode=none", "-rN")
     result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines(
         ["RequestRefused: *never left this process: *CannotOverwriteExistingCassetteException*"]
