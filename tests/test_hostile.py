@@ -80,20 +80,6 @@ def _mount(mounted: list[Path], target: Path, *args: str) -> None:
     mounted.append(target)
 
 
-def _fill(directory: Path) -> None:
-    """Write into *directory* until its file system is full."""
-    fd = os.open(directory / "filler", os.O_WRONLY | os.O_CREAT)
-    try:
-        for size in (65536, 4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"x" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-
-
 # --- cache: data only -----------------------------------------------------------------------
 
 
@@ -271,18 +257,11 @@ def test_disk_full_keeps_paid_answers_for_the_run_and_says_so_once(
     pytester = project("stable", cache_dir=str(small / "cache"))
     pytester.makepyfile(
         f"""
-        import os
+        from disk_fill import fill
 
         def test_a(llm):
             llm("first question")
-            fd = os.open({str(small / "filler")!r}, os.O_WRONLY | os.O_CREAT)
-            for size in (65536, 4096, 1):
-                try:
-                    while True:
-                        os.write(fd, b"x" * size)
-                except OSError:
-                    pass
-            os.close(fd)
+            fill({str(small)!r})
             assert llm("second question") == llm("second question")
 
         def test_b(llm):
@@ -305,18 +284,11 @@ def test_disk_full_at_the_end_loses_only_the_report_with_one_line(
     pytester = project("stable")
     pytester.makepyfile(
         f"""
-        import os
+        from disk_fill import fill
 
         def test_fills_the_disk(llm):
             llm("a question")
-            fd = os.open({str(small / "filler")!r}, os.O_WRONLY | os.O_CREAT)
-            for size in (65536, 4096, 1):
-                try:
-                    while True:
-                        os.write(fd, b"x" * size)
-                except OSError:
-                    pass
-            os.close(fd)
+            fill({str(small)!r})
         """
     )
     result = pytester.runpytest(
