@@ -15,7 +15,8 @@ from .calls import Call, Fetched
 from .verdicts import CallComparison, compare_answers, compare_observed
 
 if TYPE_CHECKING:
-    from ..session import ItemPlan, PromptpertSession
+    from ..item_run import ItemPlan
+    from ..session import PromptpertSession
 
 
 class AppCalls:
