@@ -1,7 +1,7 @@
 """Calibrate the metrics on labelled pairs of real outputs of the bundled local model.
 
-One command recollects (needs the ``local`` extra; ~420 greedy calls, cached in
-``.promptpert_calibration_cache/`` so a rerun makes none)::
+One command recollects (needs the ``local`` extra; 419 greedy calls, about 25 minutes on two
+cores, cached in ``.promptpert_calibration_cache/`` so a rerun makes none)::
 
     python scripts/calibrate.py collect            # writes scripts/calibration.json
 
@@ -15,8 +15,13 @@ Q/A, few-shot classification, instructions with lists, structured JSON) sent as 
 every catalog variant that changes it (all families but ``control``; two variants giving the
 same prompt count once), greedy, on ``local/gemma-3-270m``. Each (original, variant) pair has an
 id ``kind/prompt/variant`` and a human label in ``calibration_labels.json``; the labelling rule
-is in ``CALIBRATION.md``. ``collect`` also stores the scores of the two metrics that need a
-model (``embedding`` on every pair, ``judge`` on the held-out pairs), so ``table`` needs none.
+is in ``CALIBRATION.md``. ``collect`` also stores the ``embedding`` metric's scores (the bundled
+all-MiniLM-L6-v2), so ``table`` needs no model.
+
+The ``judge`` metric with the local model as its judge is measured apart, on a few held-out
+pairs (``python scripts/calibrate.py judge --limit 5``, ~20 s a pair): the 270M base model
+continues the judge's prompt instead of answering it, so it gives no verdict to calibrate on.
+``dump`` prints every pair's two outputs (and no score), for labelling.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import argparse
 import datetime
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +39,7 @@ from calibration_stats import Pair, build_report, held_out_ids, render_markdown
 
 from pytest_promptpert import CachedLLM
 from pytest_promptpert.extract import parse_extract
-from pytest_promptpert.metrics import MetricContext, Rating
+from pytest_promptpert.metrics import MetricContext
 from pytest_promptpert.semantic import EmbeddingMetric, JudgeError, JudgeMetric
 from pytest_promptpert.variants import CONTROL, VariantCatalog
 
@@ -100,13 +106,11 @@ def _context(llm: CachedLLM, prompt: str) -> MetricContext:
     )
 
 
-def score_with_models(llm: CachedLLM, rows: list[dict[str, Any]], *, judge: bool) -> None:
-    """Store ``embedding`` (whole and extracted) on every pair, ``judge`` on held-out pairs."""
-    held = held_out_ids([(r["id"], r["kind"]) for r in rows])
+def score_with_embeddings(llm: CachedLLM, rows: list[dict[str, Any]]) -> None:
+    """Store ``embedding`` on every pair: of the whole outputs, and of what the extractor found."""
     for n, row in enumerate(rows, 1):
-        ctx = _context(llm, row["original_prompt"])
+        embed = EmbeddingMetric().bind(_context(llm, row["original_prompt"]))
         scores = row["model_scores"]
-        embed = EmbeddingMetric().bind(ctx)
         scores["embedding"] = float(embed(row["original"], row["output"]))  # type: ignore[arg-type]
         if row["extract"]:
             extractor = parse_extract(row["extract"])
@@ -114,19 +118,34 @@ def score_with_models(llm: CachedLLM, rows: list[dict[str, Any]], *, judge: bool
             a, b = extractor(row["original"]).value, extractor(row["output"]).value
             if a is not None and b is not None:
                 scores["embedding+extract"] = float(embed(a, b))  # type: ignore[arg-type]
-        if judge and row["id"] in held:
-            try:
-                rating = JudgeMetric().bind(ctx)(row["original"], row["output"])
-            except JudgeError as exc:
-                scores["judge"] = None
-                scores["judge_reply"] = str(exc)[-300:]
-            else:
-                if isinstance(rating, Rating):
-                    scores["judge"], scores["judge_reply"] = rating.score, rating.reason[:300]
-                else:
-                    scores["judge"], scores["judge_reply"] = float(rating), "(identical outputs)"
-        if n % 25 == 0:
-            print(f"scored {n}/{len(rows)}", file=sys.stderr, flush=True)
+        if n % 50 == 0:
+            print(f"embedded {n}/{len(rows)}", file=sys.stderr, flush=True)
+
+
+def ask_judge(llm: CachedLLM, rows: list[dict[str, Any]], limit: int) -> None:
+    """Ask the ``judge`` metric (the local model as judge) on *limit* held-out pairs, spread out.
+
+    Prints each pair's verdict (or that the reply held none) and the time it took; the verdicts
+    are not stored, because the bundled base model gives too few of them to calibrate on.
+    """
+    held = held_out_ids([(r["id"], r["kind"]) for r in rows])
+    pool = [r for r in rows if r["id"] in held]
+    sample = pool[:: max(1, len(pool) // limit)][:limit]
+    verdicts = 0
+    for row in sample:
+        started = time.perf_counter()
+        try:
+            rating = JudgeMetric().bind(_context(llm, row["original_prompt"]))(
+                row["original"], row["output"]
+            )
+        except JudgeError as exc:
+            said = str(exc).partition("verdict: ")[2]
+            shown = f"no verdict, the reply begins {said[:100]}"
+        else:
+            verdicts += 1
+            shown = f"verdict {rating!r:.160}"
+        print(f"{row['id']} ({time.perf_counter() - started:.0f} s): {shown}")
+    print(f"{verdicts} of {len(sample)} judge replies held a same/different verdict")
 
 
 def load_pairs(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[Pair]:
@@ -162,8 +181,10 @@ def main() -> None:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     c = sub.add_parser("collect", help="call the local model (cached) and write the outputs")
-    c.add_argument("--no-judge", action="store_true", help="skip the judge's calls")
     c.add_argument("--out", type=Path, default=OUTPUTS)
+    j = sub.add_parser("judge", help="ask the judge metric (local model) on held-out pairs")
+    j.add_argument("--from-json", type=Path, default=OUTPUTS)
+    j.add_argument("--limit", type=int, default=5)
     t = sub.add_parser("table", help="the held-out table from stored outputs; no model call")
     t.add_argument("--from-json", type=Path, default=OUTPUTS)
     t.add_argument("--labels", type=Path, default=LABELS)
@@ -176,11 +197,15 @@ def main() -> None:
         with CachedLLM(MODEL, cache_dir=CACHE, temperature=0) as llm:
             rows = collect(llm)
             args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
-            score_with_models(llm, rows, judge=not args.no_judge)
+            score_with_embeddings(llm, rows)
         args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
         print(f"wrote {len(rows)} pairs to {args.out}", file=sys.stderr)
         return
     rows = json.loads(args.from_json.read_text(encoding="utf-8"))
+    if args.command == "judge":
+        with CachedLLM(MODEL, cache_dir=CACHE, temperature=0) as llm:
+            ask_judge(llm, rows, args.limit)
+        return
     if args.command == "dump":
         for r in rows:
             if args.kind and r["kind"] != args.kind:
