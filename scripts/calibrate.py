@@ -148,6 +148,19 @@ def ask_judge(llm: CachedLLM, rows: list[dict[str, Any]], limit: int) -> None:
     print(f"{verdicts} of {len(sample)} judge replies held a same/different verdict")
 
 
+def save(path: Path, rows: list[dict[str, Any]]) -> None:
+    data = {"model": MODEL, "collected": datetime.date.today().isoformat(), "pairs": rows}
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def table(outputs: Path = OUTPUTS, labels: Path = LABELS) -> str:
+    """The Markdown block of README.md, from the stored outputs and labels alone."""
+    data = json.loads(outputs.read_text(encoding="utf-8"))
+    stored = json.loads(labels.read_text(encoding="utf-8"))
+    report = build_report(load_pairs(data["pairs"], stored))
+    return render_markdown(report, date=data["collected"])
+
+
 def load_pairs(rows: list[dict[str, Any]], labels: dict[str, str]) -> list[Pair]:
     missing = [r["id"] for r in rows if r["id"] not in labels]
     if missing:
@@ -196,12 +209,18 @@ def main() -> None:
     if args.command == "collect":
         with CachedLLM(MODEL, cache_dir=CACHE, temperature=0) as llm:
             rows = collect(llm)
-            args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
+            save(args.out, rows)
             score_with_embeddings(llm, rows)
-        args.out.write_text(json.dumps(rows, indent=1, ensure_ascii=False), encoding="utf-8")
+        save(args.out, rows)
         print(f"wrote {len(rows)} pairs to {args.out}", file=sys.stderr)
         return
-    rows = json.loads(args.from_json.read_text(encoding="utf-8"))
+    if args.command == "table":
+        text = table(args.from_json, args.labels)
+        print(text)
+        if args.write_readme:
+            write_readme(text)
+        return
+    rows = json.loads(args.from_json.read_text(encoding="utf-8"))["pairs"]
     if args.command == "judge":
         with CachedLLM(MODEL, cache_dir=CACHE, temperature=0) as llm:
             ask_judge(llm, rows, args.limit)
@@ -212,12 +231,6 @@ def main() -> None:
                 continue
             print(f"## {r['id']}\n  O: {r['original']!r}\n  V: {r['output']!r}")
         return
-    labels = json.loads(args.labels.read_text(encoding="utf-8"))
-    report = build_report(load_pairs(rows, labels))
-    table = render_markdown(report, date=datetime.date.today().isoformat())
-    print(table)
-    if args.write_readme:
-        write_readme(table)
 
 
 if __name__ == "__main__":

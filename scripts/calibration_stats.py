@@ -268,7 +268,7 @@ def render_markdown(report: Report, *, date: str) -> str:
         f"{len(pairs)} labelled pairs ({n_same} same, {len(pairs) - n_same} different);"
         f" thresholds chosen on {len(pairs) - len(held)} tuning pairs, accuracy measured on the"
         f" {len(held)} held-out pairs (a third of each kind, by SHA-256 of the pair id)."
-        f" Measured {date}.",
+        f" Outputs collected {date}.",
         "",
         "| metric | threshold | held-out accuracy | 95 % interval |",
         "|---|---:|---:|---|",

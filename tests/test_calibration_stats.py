@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -119,3 +120,22 @@ def test_report_scores_extracted_answers_and_renders_the_table() -> None:
     assert "| classify | `first_word` | 4 (2 / 2) |" in table
     with pytest.raises(ValueError, match="'maybe'"):
         stats.build_report([stats.Pair("a/b/c", "a", "maybe", "x", "y")])
+
+
+def test_readme_table_is_the_one_the_stored_outputs_and_labels_give() -> None:
+    # Every figure in the README comes from a command: this one needs no model, so check it.
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import calibrate
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    data = json.loads(calibrate.OUTPUTS.read_text(encoding="utf-8"))
+    labels = json.loads(calibrate.LABELS.read_text(encoding="utf-8"))
+    assert len(data["pairs"]) >= 300
+    assert sorted(labels) == sorted(p["id"] for p in data["pairs"])
+    assert set(labels.values()) == {"same", "different"}
+    readme = calibrate.README.read_text(encoding="utf-8")
+    block = readme.split(calibrate.BEGIN)[1].split(calibrate.END)[0]
+    assert block.strip() == calibrate.table().strip(), (
+        "README's calibration table is stale: python scripts/calibrate.py table --write-readme"
+    )
