@@ -306,4 +306,24 @@ def render_markdown(report: Report, *, date: str) -> str:
             f" | {_name(pick.metric, pick.extract, kind_extract)} | {pick.result.threshold:.2f}"
             f" | {_acc(pick.result)} | {base.accuracy:.2f} |"
         )
+    lines += [
+        "",
+        "<details><summary>Every metric on each kind (thresholds chosen on that kind's tuning"
+        " pairs; held-out accuracy @ threshold)</summary>",
+        "",
+        "| metric | " + " | ".join(report.by_kind) + " |",
+        "|---|" + "---:|" * len(report.by_kind),
+    ]
+    extracts = {k: next(p.extract for p in pairs if p.kind == k) for k in report.by_kind}
+    for i, row in enumerate(report.rows):
+        cells = []
+        for kind, rows in report.by_kind.items():
+            result = rows[i].result
+            if row.extract and not extracts[kind]:
+                cells.append("—")  # no extractor for this kind: the same as without
+            else:
+                shown = "verdict" if not result.tuned else f"{result.threshold:.2f}"
+                cells.append(f"{result.accuracy:.2f} @ {shown}")
+        lines.append(f"| {_name(row.metric, row.extract)} | " + " | ".join(cells) + " |")
+    lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
