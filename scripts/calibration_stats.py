@@ -270,6 +270,15 @@ def render_markdown(report: Report, *, date: str) -> str:
         f" {len(held)} held-out pairs (a third of each kind, by SHA-256 of the pair id)."
         f" Outputs collected {date}.",
         "",
+        "Pairs per kind (same / different): "
+        + ", ".join(
+            f"{kind} {len(ms)} ({sum(p.label == SAME for p in ms)} / "
+            f"{sum(p.label != SAME for p in ms)})"
+            for kind in report.by_kind
+            for ms in [[p for p in pairs if p.kind == kind]]
+        )
+        + ".",
+        "",
         "| metric | threshold | held-out accuracy | 95 % interval |",
         "|---|---:|---:|---|",
     ]
