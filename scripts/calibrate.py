@@ -19,7 +19,7 @@ is in ``CALIBRATION.md``. ``collect`` also stores the ``embedding`` metric's sco
 all-MiniLM-L6-v2), so ``table`` needs no model.
 
 The ``judge`` metric with the local model as its judge is measured apart, on a few held-out
-pairs (``python scripts/calibrate.py judge --limit 5``, ~20 s a pair): the 270M base model
+pairs (``python scripts/calibrate.py judge --limit 5``, 20 to 35 s a pair): the 270M base model
 continues the judge's prompt instead of answering it, so it gives no verdict to calibrate on.
 ``dump`` prints every pair's two outputs (and no score), for labelling.
 """
