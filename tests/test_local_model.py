@@ -337,7 +337,9 @@ def test_a_verdict_resting_on_a_near_tie_says_so(local_project: pytest.Pytester)
     # Only the label's failure section carries the near-tie line; the sign's does not. (The short
     # summary repeats each failure's whole message, so the line is counted per section.)
     out = result.stdout.str()
-    label_section = out.split("test_label[trailing_space] _")[1].split("test_sign[question_mark] _")[0]
+    label_section = out.split("test_label[trailing_space] _")[1].split(
+        "test_sign[question_mark] _"
+    )[0]
     sign_section = out.split("test_sign[question_mark] _")[1].split("--- promptpert ---")[0]
     assert label_section.count("near-tie:") == 1
     assert "near-tie" not in sign_section
