@@ -18,6 +18,7 @@ from .failures import AuthenticationFailed as AuthenticationFailed  # re-exporte
 from .failures import ProviderError as ProviderError  # re-exported: its first home
 from .failures import RequestRefused, UnknownModel, missing_credentials, refused_in_process
 from .intercept.transport import internal
+from .logprobs import Logprobs, margin, parse_choice
 from .redact import Params, Secrets, redact_url, secret_values
 from .request import Completion, Request
 
@@ -569,7 +570,8 @@ class LiteLLMBackend:
     ) -> Completion:
         tool_calls: tuple[dict[str, Any], ...] | None = None
         embedding: tuple[float, ...] | None = None
-        margin: float | None = None
+        first_margin: float | None = None
+        logprobs: Logprobs | None = None
         if request.kind == "embedding":
             embedding = _embedding(response)
             output: Any = ""
@@ -581,10 +583,13 @@ class LiteLLMBackend:
                 )
             if endpoint == "text":
                 output = choices[0].text
-                margin = _first_token_margin(choices[0])
+                first_margin = _first_token_margin(choices[0])
             else:
                 output = choices[0].message.content
                 tool_calls = _tool_calls(choices[0].message)
+            logprobs = parse_choice(choices[0])
+            if first_margin is None and logprobs:
+                first_margin = margin(logprobs[0])
         if output is None:
             output = ""
         if not isinstance(output, str):
@@ -601,7 +606,8 @@ class LiteLLMBackend:
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             latency=time.perf_counter() - started,
             cost=_cost(litellm, response),
-            margin=margin,
+            margin=first_margin,
+            logprobs=logprobs,
             tool_calls=tool_calls,
             embedding=embedding,
         )

@@ -17,6 +17,7 @@ from statistics import fmean
 from typing import Any
 
 from .extract import Extractor, canonical_json, parse_json_output
+from .logprobs import Sensitivity
 from .metrics import Rating, rate
 from .request import Completion
 from .structured import StructuredResult, structured_similarity, tool_calls_similarity
@@ -59,6 +60,8 @@ class Comparison:
     notes: tuple[str, ...] = ()
     #: first-token log-probability margins (original, variant), where the provider gave them
     margins: tuple[float | None, float | None] | None = None
+    #: the probes' log-probabilities and the variant's shift of the original's answer
+    logprobs: Sensitivity | None = None
 
     @property
     def near_tie(self) -> bool:

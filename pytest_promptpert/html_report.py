@@ -20,6 +20,7 @@ from itertools import pairwise
 from typing import Any
 
 from .findings import interval_text
+from .logprobs import WARNING_SHIFT, detail_lines, shift_text
 from .report import format_cost, format_score
 from .scoring import FAILED_OUTCOMES
 from .variants import BUILTIN_VARIANTS, ORIGINAL
@@ -131,6 +132,7 @@ def _detail(result: Result) -> dict[str, Any]:
         "compared": "original_prompt" in result,
         "prompts": prompts,
         "outputs": outputs,
+        "logprobs": detail_lines(result),
     }
 
 
@@ -195,6 +197,12 @@ def _finding_marks(result: Result, classes: list[str], label: str, title: str) -
         title += "\nwithin provider noise: this test's control failed"
     if result.get("ignores_input"):
         title += "\nthe same output for every variant and another test: input ignored?"
+    logprobs = result.get("logprobs") or {}
+    shift = logprobs.get("shift")
+    if shift and result.get("outcome") == "passed" and shift["delta"] <= WARNING_SHIFT:
+        classes.append("shifted")
+        label += " ↓"
+        title += f"\nearly warning: log-prob shift {shift_text(logprobs)}"
     return label, title
 
 
@@ -318,6 +326,12 @@ def _findings(report: Mapping[str, Any]) -> str:
             f"Same output for every variant and another test (input ignored?):"
             f" <code>{escape(str(test))}</code>"
         )
+    for warning in s.get("logprob_warnings") or []:
+        items.append(
+            f"Early warning ↓: <code>{escape(str(warning['nodeid']))}</code> passed, but made"
+            f" the original's first answer tokens less likely (log-prob shift"
+            f" {float(warning['shift']):+.2f})"
+        )
     for finding in s.get("lint") or []:
         items.append(
             f"Risky prompt: <code>{escape(str(finding.get('test')))}</code>:"
@@ -353,7 +367,8 @@ def _legend(threshold: float) -> str:
         f'<div class="mark" style="left:{threshold * 100:.1f}%" title="threshold"></div></div>'
         f'<span>1</span><span class="muted">similarity to the original\'s output;'
         f" threshold {threshold:g} marked; outlined red: failed; outlined violet with"
-        f" ˣ: expected divergence (xfail)</span></div>"
+        f" ˣ: expected divergence (xfail); ↓: passed, but the log-probabilities moved"
+        " (an early warning)</span></div>"
     )
 
 
@@ -413,6 +428,7 @@ _PAGE = """<!doctype html>
 <h2 id="d-title">Select a cell</h2>
 <p id="d-meta" class="muted"></p>
 <p id="d-message" class="message"></p>
+<p id="d-logprobs" class="logprobs"></p>
 <div class="pair">
 <div><h3>original prompt</h3><pre id="d-original-prompt"></pre></div>
 <div><h3>variant prompt</h3><pre id="d-variant-prompt"></pre></div>
@@ -476,6 +492,7 @@ h3 { font-size: 12px; margin: 0 0 4px; text-transform: uppercase; letter-spacing
 .heatmap td.orig.collapsed { color: #7c2d12; background: #fed7aa; }
 .heatmap td.noise { background-image: repeating-linear-gradient(45deg, transparent 0 6px,
   rgba(255,255,255,.45) 6px 9px); }
+.heatmap td.shifted { box-shadow: inset 0 -3px 0 0 #b45309; }
 .findings li { margin: 2px 0; } .findings code { font-size: 12px; }
 .heatmap td.orig.o-failed, .heatmap td.orig.o-error { color: #b91c1c; }
 .heatmap td.empty { background: transparent; }
@@ -492,6 +509,8 @@ h3 { font-size: 12px; margin: 0 0 4px; text-transform: uppercase; letter-spacing
 .detail h2 { font-family: ui-monospace, Menlo, Consolas, monospace; word-break: break-all; }
 .message { white-space: pre-wrap; color: #991b1b; font-size: 13px; }
 .message:empty { display: none; }
+.logprobs { white-space: pre-wrap; font: 12.5px/1.5 ui-monospace, Menlo, Consolas, monospace; }
+.logprobs:empty { display: none; }
 .pair { display: grid; grid-template-columns: 1fr 1fr; gap: 12px; }
 .pair pre { margin: 0; padding: 8px 10px; min-height: 2.5em; max-height: 320px; overflow: auto;
   white-space: pre-wrap; word-break: break-word; background: var(--bg);
@@ -538,6 +557,7 @@ _SCRIPT = """
     byId("d-meta").textContent = meta;
     byId("d-message").textContent = d.message ||
       (d.compared ? "" : "Nothing was compared for this item (" + d.outcome + ").");
+    byId("d-logprobs").textContent = (d.logprobs || []).join("\\n");
     fill("d-original-prompt", d.prompts[0]);
     fill("d-variant-prompt", d.prompts[1]);
     fill("d-original-output", d.outputs[0]);

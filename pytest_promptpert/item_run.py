@@ -18,13 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .aio import run_sync
+from .backend import Cancelled
 from .baseline import check
+from .client import CacheMissError
 from .compare import Comparison, NothingToCompare, check_extractable, compare, trim
 from .extract import Extractor, parse_extract
+from .failures import ProviderError
 from .findings import collapse_reason
 from .intercept import CallComparison, describe
 from .intercept.item import AppCalls
 from .lint import check_prompt, lint_message
+from .logprobs import Sensitivity, probe_params, sensitivity
 from .metrics import Metric, MetricContext, ModelMetric, metric_name
 from .redact import Params
 from .request import (
@@ -90,6 +94,8 @@ class ItemRun(AppCalls):
     collapsed: dict[str, str] = field(default_factory=dict)
     #: the original item's first prompt and output, for its record
     _first: tuple[str, str] | None = None
+    #: the log-probabilities of the original item's first answer (logprobs.py)
+    _first_logprobs: Sensitivity | None = None
     #: risky formatting found in the original prompts this item sent (see lint.py)
     lint: list[dict[str, str]] = field(default_factory=list)
     linted: int = 0  # distinct original prompts checked
@@ -184,6 +190,7 @@ class ItemRun(AppCalls):
             self._check_collapse(ORIGINAL, request, done[0])
             if self._first is None:
                 self._first = (request.prompt, done[0].output)
+                self._first_logprobs = self._sensitivity(request, done[0])
             return done[0].output
         original, variant = self._pair(request)
         self.original_keys[-1] = original.key()
@@ -212,30 +219,50 @@ class ItemRun(AppCalls):
                 extract=self._extractor(),
                 json_output=bool(original.params.get("response_format")),
             )
-        if not comparison.passed and original.model.startswith("local/"):
-            comparison = dataclasses.replace(
-                comparison, margins=self._first_token_margins(original, variant)
-            )
+        found = self._sensitivity(original, originals[0], requests[n])
+        if found is not None:
+            comparison = dataclasses.replace(comparison, logprobs=found)
+            margins = found.margins
+            # A failure on a local model whose first token barely won may not reproduce on
+            # another build or CPU: the message says so (compare.describe).
+            local = original.model.startswith("local/")
+            if not comparison.passed and local and any(m is not None for m in margins):
+                comparison = dataclasses.replace(comparison, margins=margins)
         self._check_collapse(ORIGINAL, original, originals[0])
         self._check_collapse("variant", variant, variants[0])
         self.records.append(comparison)
         return variants[0].output
 
-    def _first_token_margins(
-        self, original: Request, variant: Request
-    ) -> tuple[float | None, float | None]:
-        """How firmly each prompt's first answer token won: one cached one-token call each.
-
-        Asked only for failing verdicts on local models: llama.cpp returns log-probabilities,
-        and a greedy divergence whose first token barely won may not reproduce elsewhere.
+    def _sensitivity(
+        self, original: Request, answer: Completion, variant: Request | None = None
+    ) -> Sensitivity | None:
+        """The log-probabilities of the original's answer (and the variant's shift of it), from
+        one short cached probe per prompt (logprobs.py); None where the setting asks for none.
         """
+        mode = self.plan.settings.logprobs
+        if original.kind != "chat" or not (
+            mode == "on" or (mode == "auto" and original.model.startswith("local/"))
+        ):
+            return None
+        asked = [original] if variant is None else [original, variant]
         probes = [
-            dataclasses.replace(r, params={**r.params, "max_tokens": 1, "logprobs": 2}, sample=0)
-            for r in (original, variant)
+            dataclasses.replace(r, params={**r.params, **probe_params(r.model)}) for r in asked
         ]
-        done = self.session.client.fetch_many(probes)
+        try:
+            done = self.session.client.fetch_many(probes)
+        except CacheMissError:
+            return Sensitivity(note="the log-prob probes are not in the cache (replay mode)")
+        except Cancelled:
+            raise
+        except ProviderError as exc:
+            return Sensitivity(note=f"the log-prob probe failed: {exc.headline}")
         self._count(probes, done)
-        return done[0].margin, done[1].margin
+        if variant is None:
+            got = done[0].logprobs
+            if got is None:
+                return Sensitivity(note="the provider returned no log-probabilities")
+            return Sensitivity(got, note="" if got else "the answer is empty: no token")
+        return sensitivity(done[0].logprobs, done[1].logprobs, answer.output, done[0].output)
 
     def _extractor(self) -> Extractor | None:
         return parse_extract(self.plan.settings.extract)  # checked at collection
@@ -358,6 +385,8 @@ class ItemRun(AppCalls):
         if self._first is not None:
             record["prompt"] = trim(self._first[0], 2000)
             record["output"] = trim(self._first[1], 2000)
+        if self._first_logprobs is not None:
+            record["logprobs"] = self._first_logprobs.as_json()
         if worst is not None:
             c = worst
             record.update(
@@ -369,6 +398,8 @@ class ItemRun(AppCalls):
                 original_output=trim(c.original_outputs[0], 2000),
                 variant_output=trim(c.variant_outputs[0], 2000),
             )
+            if c.logprobs is not None:
+                record["logprobs"] = c.logprobs.as_json()
             if c.margins is not None:
                 record.update(
                     first_token_margins=[None if m is None else round(m, 4) for m in c.margins],

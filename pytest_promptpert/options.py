@@ -76,6 +76,12 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         " first_word, number, choice, yes_no",
         {},
     ),
+    "logprobs": (
+        "probe each compared prompt for its first answer tokens' log-probabilities: for local"
+        " models only (auto), for every model (on: an OpenAI-compatible provider that returns"
+        " logprobs), or never (off)",
+        {"choices": ("auto", "on", "off")},
+    ),
 }
 
 

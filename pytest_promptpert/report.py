@@ -8,6 +8,8 @@ from typing import Any
 
 from .compare import trim
 from .findings import MIN_TESTS, finding_lines, interval_text, summary_fields, wilson
+from .logprobs import early_warnings
+from .logprobs import terminal_lines as logprob_lines
 from .metrics import metric_name
 from .redact import redact_url
 from .scoring import (
@@ -113,7 +115,9 @@ def _shown(value: object) -> str:
 #       "collapsed": [{"test": "...", "variant": "original", "reason": "..."}],
 #       "ignores_input": ["tests/test_x.py::test_y"],   # one output everywhere, shared
 #       "lint": [{"test": "...", "prompt": "...", "rule": "space_after_cue",
-#                 "message": "...", "effect": "..."}]   # once per (prompt, rule)
+#                 "message": "...", "effect": "..."}],  # once per (prompt, rule)
+#       "logprob_warnings": [{"nodeid": "...", "test": "...", "variant": "...",
+#                             "shift": -2.31}]  # passing items with shift <= -1 (logprobs.py)
 #     },
 #     "results": [                        # one per item, sorted by nodeid
 #       {
@@ -133,6 +137,13 @@ def _shown(value: object) -> str:
 #         # only when found: "collapsed": {"original": true, "variant": false},
 #         #   "collapse_reasons": {"original": "..."}, "noise": true, "ignores_input": true,
 #         #   "lint": [...]; the original item also has "prompt" and "output"
+#         # where log-probabilities were probed (setting logprobs; logprobs.py):
+#         #   "logprobs": {"original": {"token", "logprob", "margin", "top": [[token, logprob]],
+#         #                             "answer_tokens": [...]} | null,
+#         #                "variant": {...} | null,   # null in the original item
+#         #                "shift": {"delta", "tokens", "bound", "token", "original_logprob",
+#         #                          "variant_logprob", "first_token_bound"} | null,
+#         #                "note": "..."}             # only when something is missing: why
 #         # any further keys the plugin adds are passed through unchanged
 #       }
 #     ]
@@ -207,6 +218,7 @@ def summary(
         "variants": variant_sensitivity(results),
         "noise": sum(bool(r.get("noise")) for r in results),
         **summary_fields(results),
+        "logprob_warnings": early_warnings(results),
         "gate": None if gate is None else gate.as_json(),
     }
 
@@ -301,6 +313,7 @@ def terminal_summary(
     lines += _sensitivity_lines(results)
     lines += _sensitive_test_lines(results)
     lines += _worst_pair_lines(results)
+    lines += logprob_lines(results, verbosity)
     lines += [robustness_line(results), calls_line(stats)]
     return lines
 

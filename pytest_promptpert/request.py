@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .logprobs import Logprobs, logprobs_from_json
 from .redact import public_params
 
 Message = dict[str, Any]
@@ -217,6 +218,9 @@ class Completion:
     run: str = ""
     #: log-probability of the best first token minus the second best's, when asked for
     margin: float | None = None
+    #: each generated token's log-probability and best alternatives, when asked for and sent
+    #: (``()``: sent for an answer with no token)
+    logprobs: Logprobs | None = field(default=None, hash=False)
     cached: bool = field(default=False, compare=False)
     #: the tool calls the model made, each ``{"name": ..., "arguments": "<JSON text>"}``
     tool_calls: tuple[dict[str, Any], ...] | None = field(default=None, hash=False)
@@ -233,9 +237,11 @@ class Completion:
     def to_json(self, request: Request) -> str:
         data = asdict(self)
         data.pop("cached")
-        for optional in ("tool_calls", "embedding"):
+        for optional in ("tool_calls", "embedding", "logprobs"):
             if data[optional] is None:
                 data.pop(optional)
+        if self.logprobs is not None:
+            data["logprobs"] = [position.as_json() for position in self.logprobs]
         data["request"] = request.public()
         # ASCII: any string the provider returned, lone surrogates included, can be stored.
         return _canonical(data, ascii=True)
@@ -257,6 +263,7 @@ class Completion:
             # Entries written before these fields existed have neither.
             tool_calls=_tool_calls(data.get("tool_calls")),
             embedding=_vector(data.get("embedding")),
+            logprobs=logprobs_from_json(data.get("logprobs")),
             raw=data["raw"] if isinstance(data.get("raw"), dict) else None,
         )
 

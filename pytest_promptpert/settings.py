@@ -24,6 +24,9 @@ from .redact import redact_url
 CACHE_MODES = ("auto", "replay", "refresh", "off")
 INTERCEPT_MODES = ("marked", "all", "off")
 ROUTES = ("app", "model")
+#: when compared prompts are probed for log-probabilities (logprobs.py): ``auto`` for local
+#: models only (llama.cpp returns them; hosted providers may charge for, or refuse, the probe)
+LOGPROBS_MODES = ("auto", "on", "off")
 DEFAULT_MODEL = "local/gemma-3-270m"
 DEFAULT_VARIANTS = ("punctuation", "casing", "whitespace")
 #: Settings that are paths; relative ones are anchored where their source says (see resolve).
@@ -91,6 +94,8 @@ class Settings:
     cache_url: str | None = None
     #: what the metric compares: a regex, ``json:<path>``, an extractor name or a callable
     extract: str | Callable[[str], str] | None = None
+    #: probe compared prompts for log-probabilities: local models only, every model, never
+    logprobs: str = "auto"
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
@@ -288,6 +293,7 @@ VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     "judge_model": _optional_text,
     "cache_url": _cache_url,
     "extract": _extractor,
+    "logprobs": _choice(LOGPROBS_MODES, "a logprobs mode"),
 }
 
 #: The keys a marker may set; more may be added, anything else is an error.

@@ -23,6 +23,14 @@ The model name picks the behaviour:
   answers with another of a few unrelated sentences (which one depends on the prompt's exact
   text), so the ``control`` variant fails and every variant diverges.
 
+Asked for log-probabilities (chat: ``"logprobs": true, "top_logprobs": n``), every model
+answers with at most ``max_tokens`` word pieces and, for each, its log-probability and the
+best ``n`` tokens there (itself first, then made-up alternatives ``FAKE_ALTERNATIVES``). The
+numbers are a function of the prompt's form (:func:`unease`): a well-formed prompt gets a
+confident answer, a missing final punctuation mark, a lower-case first letter or trailing
+whitespace make the same answer less likely. ``server.logprobs = False`` makes the server
+ignore the request for them, as many providers do.
+
 ``POST /v1/embeddings`` answers any model with a bag-of-words vector (hashed words, 32
 dimensions): texts with the same words get the same vector, texts with no word in common are
 orthogonal.
@@ -51,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import sys
 import threading
@@ -78,6 +87,32 @@ FLAKY_ANSWERS = (
     "zzz qqq xxx www",
     "<start_of_image>",
 )
+
+
+#: The made-up alternatives a logprobs answer lists after the chosen token.
+FAKE_ALTERNATIVES = (" maybe", " perhaps", " hmm", " well", " so")
+
+
+def unease(prompt: str) -> float:
+    """How far *prompt* is from a well-formed question: 0 for ``Is it?``-like prompts."""
+    value = 0.0 if prompt.rstrip().endswith((".", "?", "!")) else 1.5
+    value += 1.0 if _first_letter(prompt).islower() else 0.0
+    return value + (0.5 if prompt != prompt.rstrip() else 0.0)
+
+
+def token_logprobs(prompt: str, pieces: list[str], top: int) -> list[dict[str, Any]]:
+    """OpenAI chat ``logprobs.content`` for *pieces*: the first three pieces are as likely as
+    the prompt is well formed (:func:`unease`), the rest nearly certain; the chosen piece is
+    always the most likely, and the probabilities add up to less than 1."""
+    content = []
+    for i, piece in enumerate(pieces):
+        p = 0.95 / (1 + unease(prompt)) if i < 3 else 0.95
+        rest = min(0.8 * p, 1 - p)
+        others = [t for t in FAKE_ALTERNATIVES if t != piece][: max(0, top - 1)]
+        ranked = [(piece, p)] + [(t, rest * 0.5 ** (j + 1)) for j, t in enumerate(others)]
+        entries = [{"token": t, "logprob": round(math.log(q), 6), "bytes": None} for t, q in ranked]
+        content.append({**entries[0], "top_logprobs": entries[:top]})
+    return content
 
 
 def is_bad(model: str, prompt: str) -> bool:
@@ -223,6 +258,8 @@ class FakeProvider(ThreadingHTTPServer):
         self.latency = 0.0
         self.drip_interval = 0.5
         self.required_key: str | None = None
+        #: whether a request for log-probabilities is answered with them
+        self.logprobs = True
         self.in_flight = 0
         self.max_in_flight = 0
         #: how many times each (model, prompt) was answered, for the ``flaky`` model
@@ -246,6 +283,7 @@ class FakeProvider(ThreadingHTTPServer):
             self.latency = 0.0
             self.drip_interval = 0.5
             self.required_key = None
+            self.logprobs = True
             self.max_in_flight = 0
             self.takes.clear()
             self.asked.clear()
@@ -380,6 +418,8 @@ class _Handler(BaseHTTPRequestHandler):
             shape = _shape(self.path)
             prompt = _prompt(shape, body)
             reply = _Reply(shape, model, prompt, body, server.take(model, prompt), seed)
+            if server.logprobs:
+                reply.add_logprobs(prompt, body)
             with server.lock:
                 if server.generation == generation:
                     server.requests.append(
@@ -516,12 +556,26 @@ class _Reply:
             self.tool = (name, json.dumps({"query": answer(model, prompt, take, seed)}))
             self.text = ""
         self.prompt_tokens = len(prompt.split())
+        self.logprobs: list[dict[str, Any]] | None = None
+        self._count_usage()
+
+    def _count_usage(self) -> None:
         self.completion_tokens = len(self.text.split()) + (1 if self.tool else 0)
         self.usage = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+
+    def add_logprobs(self, prompt: str, body: dict[str, Any]) -> None:
+        """Answer a chat request's ``logprobs`` with at most ``max_tokens`` pieces and theirs."""
+        if self.shape != "chat" or body.get("logprobs") is not True or self.structured or self.tool:
+            return
+        limit = body.get("max_tokens")
+        pieces = self.pieces()[: limit if isinstance(limit, int) else None]
+        self.text = "".join(pieces)
+        self.logprobs = token_logprobs(prompt, pieces, int(body.get("top_logprobs") or 0))
+        self._count_usage()
 
     def pieces(self) -> list[str]:
         words = self.text.split(" ")
@@ -559,12 +613,15 @@ class _Reply:
                 }
             ]
             finish = "tool_calls"
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+        if self.logprobs is not None:
+            choice["logprobs"] = {"content": self.logprobs, "refusal": None}
         return {
             "id": rid,
             "object": "chat.completion",
             "created": int(time.time()),
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "choices": [choice],
             "usage": self.usage,
         }
 

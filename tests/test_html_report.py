@@ -7,6 +7,7 @@ The browser tests need the ``selenium`` package and Debian's ``chromium`` and
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 from collections.abc import Iterator
@@ -299,3 +300,46 @@ def test_the_page_makes_no_network_request(browser: Any, tmp_path: Path) -> None
     ]
     assert requested  # the log works: it saw the page itself
     assert all(url.startswith("file://") for url in requested), requested
+
+
+def shifted_results() -> list[dict[str, Any]]:
+    """The suite, with the log-probabilities of a passing variant that moved the answer."""
+    from pytest_promptpert.logprobs import TokenLogprob, sensitivity
+
+    def probe(p: float) -> tuple[TokenLogprob, ...]:
+        top = ((" Yes", math.log(p)), (" No", math.log((1 - p) / 3)))
+        return (TokenLogprob(" Yes", math.log(p), top),)
+
+    found = sensitivity(probe(0.9), probe(0.3), " Yes, the sky is blue.", " Yes")
+    results = suite()
+    for record in results:
+        if record["nodeid"] == "tests/test_prompts.py::test_sign[trailing_space]":
+            record["logprobs"] = found.as_json()
+    return results
+
+
+def test_a_log_prob_shift_is_marked_and_shown_in_the_detail_panel(
+    browser: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    page = open_report(browser, tmp_path, shifted_results())
+    shifted = page.find_elements(By.CSS_SELECTOR, "td.cell.shifted")
+    assert [c.get_attribute("data-variant") for c in shifted] == ["trailing_space"]
+    assert shifted[0].text == "0.98 ↓"
+    assert "early warning: log-prob shift -1.10 over 1 token" in (
+        shifted[0].get_attribute("title") or ""
+    )
+    findings = page.find_element(By.CSS_SELECTOR, "section.findings").text
+    assert "Early warning ↓: tests/test_prompts.py::test_sign[trailing_space] passed" in findings
+    shifted[0].click()
+    assert page.find_element(By.ID, "d-logprobs").text.splitlines() == [
+        "log-prob shift of the original's first answer tokens: -1.10 over 1 token"
+        " (first token ' Yes' 90% -> 30%; margin 3.30 -> 0.25)",
+        "original first token: ' Yes' 90% (margin 3.30; then ' No' 3.3%)",
+        "variant first token: ' Yes' 30% (margin 0.25; then ' No' 23%)",
+    ]
+    page.save_screenshot(str(tmp_path / "shifted.png"))
+    # A cell without log-probabilities shows none.
+    page.find_element(By.CSS_SELECTOR, 'td.cell[data-variant="add_period"]').click()
+    assert page.find_element(By.ID, "d-logprobs").text == ""

@@ -260,6 +260,7 @@ TEXT_VALUES = {
     "judge_model": "openai/j",
     "cache_url": "redis://127.0.0.1:6379/0",
     "extract": "first_line",
+    "logprobs": "on",
 }
 
 

@@ -1,0 +1,380 @@
+"""Log-probabilities: what a provider returned, and how far a variant moved the original's answer.
+
+A variant can shift a model a long way without flipping its greedy answer. To see that, each
+compared prompt is asked once more as a *probe*: the same call with ``max_tokens`` set to
+:data:`ANSWER_TOKENS` and the provider's log-probabilities asked for (:data:`TOP_LOGPROBS`
+alternatives per token). Probes are cached like any call; their log-probabilities are stored
+with the completion. Where the provider returns none, there is nothing to report, and nothing
+is made up.
+
+The *shift* of a variant is ``log P(t | variant prompt) - log P(t | original prompt)`` for ``t``
+the original's first answer tokens (up to :data:`ANSWER_TOKENS`, whitespace tokens included:
+the later tokens' log-probabilities are conditional on them). A provider gives log-probabilities
+only along the path it generated, so under the variant prompt the original's token at position
+*i* is known only while the variant's own answer has followed the original's up to *i*, and
+only if it is among the variant's top alternatives there. Where it is not, the lowest of those
+alternatives is an upper bound of its log-probability, and the shift is a bound (``<=``).
+Tokens are matched by their text.
+
+Nothing here imports pytest or calls a model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: The alternatives asked for per token. llama-cpp-python sorts the whole vocabulary (262k
+#: tokens for Gemma 3) in Python for every token it returns log-probabilities for, so a probe
+#: stays short.
+TOP_LOGPROBS = 5
+#: How many of the original's first answer tokens the shift covers.
+ANSWER_TOKENS = 3
+#: A passing variant whose shift is at or below this (natural log: the original's first answer
+#: tokens became e = 2.7 times less likely, or more) is an early warning.
+WARNING_SHIFT = -1.0
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token: its text, its log-probability, and the best alternatives there."""
+
+    token: str
+    logprob: float
+    #: (token, log-probability) of the provider's best alternatives, best first
+    top: tuple[tuple[str, float], ...] = ()
+
+    def of(self, token: str) -> float | None:
+        """*token*'s log-probability at this position, if the provider gave it."""
+        if token == self.token:
+            return self.logprob
+        return next((lp for t, lp in self.top if t == token), None)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"token": self.token, "logprob": self.logprob, "top": [list(t) for t in self.top]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TokenLogprob:
+        top = tuple((str(t), float(lp)) for t, lp in data.get("top") or ())
+        return cls(str(data["token"]), float(data["logprob"]), top)
+
+
+Logprobs = tuple[TokenLogprob, ...]
+
+
+def probe_params(model: str) -> dict[str, Any]:
+    """The parameters that turn a call into a probe, in the form *model*'s endpoint takes."""
+    if model.startswith("local/"):
+        # llama.cpp is called on its text-completions endpoint: the legacy integer form.
+        return {"max_tokens": ANSWER_TOKENS, "logprobs": TOP_LOGPROBS}
+    return {"max_tokens": ANSWER_TOKENS, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+
+
+def _get(value: Any, name: str) -> Any:
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _ranked(pairs: Iterable[tuple[Any, Any]]) -> tuple[tuple[str, float], ...]:
+    kept = [(str(t), n) for t, v in pairs if (n := _number(v)) is not None]
+    return tuple(sorted(kept, key=lambda pair: -pair[1]))
+
+
+def parse_choice(choice: Any) -> Logprobs | None:
+    """The log-probabilities of a completion's choice, chat or legacy text form: None where
+    the provider sent none, ``()`` for an answer with no tokens.
+
+    Chat: ``logprobs.content[i] = {token, logprob, top_logprobs: [{token, logprob}]}``. Legacy
+    text completions (llama.cpp): ``logprobs = {tokens, token_logprobs, top_logprobs: [{token:
+    logprob}]}``.
+    """
+    logprobs = _get(choice, "logprobs")
+    if logprobs is None:
+        return None
+    content = _get(logprobs, "content")
+    positions: list[TokenLogprob] = []
+    if isinstance(content, list):
+        for entry in content:
+            token, value = _get(entry, "token"), _number(_get(entry, "logprob"))
+            if not isinstance(token, str) or value is None:
+                return None
+            top = _ranked(
+                (_get(t, "token"), _get(t, "logprob")) for t in _get(entry, "top_logprobs") or ()
+            )
+            positions.append(TokenLogprob(token, value, top))
+        return tuple(positions)
+    tokens, values = _get(logprobs, "tokens"), _get(logprobs, "token_logprobs")
+    tops = _get(logprobs, "top_logprobs") or []
+    if not isinstance(tokens, list) or not isinstance(values, list):
+        return None
+    for i, (token, raw) in enumerate(zip(tokens, values, strict=False)):
+        value = _number(raw)
+        if not isinstance(token, str) or value is None:
+            return None
+        top = tops[i] if i < len(tops) and isinstance(tops[i], Mapping) else {}
+        positions.append(TokenLogprob(token, value, _ranked(top.items())))
+    return tuple(positions)
+
+
+def logprobs_from_json(value: Any) -> Logprobs | None:
+    """Stored log-probabilities (a cache entry's ``logprobs``); None for entries without."""
+    if not isinstance(value, list):
+        return None
+    return tuple(TokenLogprob.from_json(v) for v in value if isinstance(v, Mapping))
+
+
+def margin(position: TokenLogprob) -> float | None:
+    """Best minus second-best log-probability at *position*; None with fewer than two."""
+    ranked = [lp for _, lp in position.top]
+    return ranked[0] - ranked[1] if len(ranked) > 1 else None
+
+
+def _ceiling(position: TokenLogprob) -> float:
+    """The most a token missing from *position*'s alternatives can have: the lowest of the
+    best TOP_LOGPROBS (llama.cpp adds the chosen token to them, below the rest when sampled)."""
+    ranked = [lp for _, lp in position.top][:TOP_LOGPROBS] or [position.logprob]
+    return ranked[-1]
+
+
+def first_token(positions: Logprobs) -> dict[str, Any]:
+    """The first token of a probe: what it was, its alternatives and their margin."""
+    first = positions[0]
+    found = margin(first)
+    return {
+        "token": first.token,
+        "logprob": round(first.logprob, 4),
+        "margin": None if found is None else round(found, 4),
+        "top": [[t, round(lp, 4)] for t, lp in first.top],
+        "answer_tokens": [p.token for p in positions[:ANSWER_TOKENS]],
+    }
+
+
+@dataclass(frozen=True)
+class Shift:
+    """How the variant prompt moved the original's first answer tokens (see the module)."""
+
+    delta: float
+    #: how many of the original's first answer tokens it covers
+    tokens: int
+    #: ``delta`` is an upper bound: a token fell out of the variant's top alternatives
+    bound: bool
+    #: the original's first token, its log-probability under each prompt
+    token: str
+    original: float
+    variant: float
+    #: ``variant`` is an upper bound
+    first_bound: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "delta": round(self.delta, 4),
+            "tokens": self.tokens,
+            "bound": self.bound,
+            "token": self.token,
+            "original_logprob": round(self.original, 4),
+            "variant_logprob": round(self.variant, 4),
+            "first_token_bound": self.first_bound,
+        }
+
+
+def shift(original: Logprobs, variant: Logprobs, answer_tokens: int = ANSWER_TOKENS) -> Shift:
+    """The change in log-probability of *original*'s first tokens under the variant prompt.
+
+    Both are probes' log-probabilities, each along its own generated path (non-empty).
+    """
+    total = 0.0
+    covered = 0
+    bound = False
+    firsts: list[tuple[float, bool]] = []
+    for mine, theirs in zip(original[:answer_tokens], variant, strict=False):
+        value = theirs.of(mine.token)
+        if value is None:
+            value, bound = _ceiling(theirs), True
+        total += value - mine.logprob
+        covered += 1
+        firsts.append((value, bound))
+        if bound or theirs.token != mine.token:
+            break  # the variant's path left the original's: no log-probabilities beyond
+    return Shift(
+        delta=total,
+        tokens=covered,
+        bound=bound,
+        token=original[0].token,
+        original=original[0].logprob,
+        variant=firsts[0][0],
+        first_bound=firsts[0][1],
+    )
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """What the probes of one (original, variant) pair gave; ``note`` says what is missing."""
+
+    original: Logprobs | None = None
+    variant: Logprobs | None = None
+    shift: Shift | None = None
+    note: str = ""
+
+    @property
+    def margins(self) -> tuple[float | None, float | None]:
+        return tuple(  # type: ignore[return-value]
+            margin(side[0]) if side else None for side in (self.original, self.variant)
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "original": first_token(self.original) if self.original else None,
+            "variant": first_token(self.variant) if self.variant else None,
+            "shift": self.shift.as_json() if self.shift else None,
+        }
+        if self.note:
+            data["note"] = self.note
+        return data
+
+
+def sensitivity(
+    original: Logprobs | None, variant: Logprobs | None, original_text: str, probe_text: str
+) -> Sensitivity:
+    """The sensitivity of a pair of probes; *probe_text* is the original probe's output, which
+    must begin the original call's output (*original_text*) for its tokens to be the answer's.
+    """
+    if original is None and variant is None:
+        return Sensitivity(note="the provider returned no log-probabilities")
+    for side, given in (("original", original), ("variant", variant)):
+        if given is None:
+            return Sensitivity(original, variant, note=f"no log-probabilities for the {side}")
+        if not given:
+            return Sensitivity(
+                original, variant, note=f"the {side}'s answer is empty: no token to compare"
+            )
+    assert original and variant  # for mypy: both checked above
+    if not original_text.startswith(probe_text):
+        return Sensitivity(
+            original,
+            variant,
+            note="the probe answered differently from the original call (a nondeterministic"
+            " provider?): no shift",
+        )
+    return Sensitivity(original, variant, shift(original, variant))
+
+
+# --- text for the terminal and the HTML report, from a record's "logprobs" -----------------
+
+
+def _percent(logprob: float) -> str:
+    p = math.exp(logprob)
+    return "<0.1%" if p < 0.001 else f"{p:.1%}" if p < 0.1 else f"{p:.0%}"
+
+
+def shift_text(logprobs: Mapping[str, Any]) -> str:
+    """``-2.31 over 3 tokens (first token ' Paris' 87% -> 12%; margin 2.10 -> 0.31)``."""
+    s = logprobs.get("shift")
+    if not s:
+        return f"no shift: {logprobs.get('note') or 'no log-probabilities'}"
+    tokens = f"{s['tokens']} token{'s' * (s['tokens'] != 1)}"
+    sign = "<= " if s["bound"] else ""
+    first_sign = "<=" if s["first_token_bound"] else ""
+    text = (
+        f"{sign}{s['delta']:+.2f} over {tokens} (first token {s['token']!r}"
+        f" {_percent(s['original_logprob'])} -> {first_sign}{_percent(s['variant_logprob'])}"
+    )
+    margins = [(logprobs.get(side) or {}).get("margin") for side in ("original", "variant")]
+    if all(m is not None for m in margins):
+        text += f"; margin {margins[0]:.2f} -> {margins[1]:.2f}"
+    text += ")"
+    if s["bound"]:
+        text += " bound: the token fell out of the variant's top alternatives"
+    return text
+
+
+def first_token_text(first: Mapping[str, Any]) -> str:
+    """``' Paris' 87% (margin 2.10; then ' London' 9%, ' The' 1%)``."""
+    parts = [] if first.get("margin") is None else [f"margin {first['margin']:.2f}"]
+    others = [f"{t!r} {_percent(lp)}" for t, lp in first.get("top", []) if t != first["token"]]
+    if others:
+        parts.append("then " + ", ".join(others[:3]))
+    inner = f" ({'; '.join(parts)})" if parts else ""
+    return f"{first['token']!r} {_percent(first['logprob'])}{inner}"
+
+
+def detail_lines(result: Mapping[str, Any]) -> list[str]:
+    """What an item's record says about log-probabilities, for its detail (HTML report)."""
+    logprobs = result.get("logprobs")
+    if not logprobs:
+        return []
+    lines = []
+    if result.get("variant") != "original":
+        lines.append(
+            f"log-prob shift of the original's first answer tokens: {shift_text(logprobs)}"
+        )
+    elif logprobs.get("note"):
+        lines.append(f"log-probs: {logprobs['note']}")
+    for side in ("original", "variant"):
+        first = logprobs.get(side)
+        if first:
+            lines.append(f"{side} first token: {first_token_text(first)}")
+    return lines
+
+
+def _shift_of(result: Mapping[str, Any]) -> float | None:
+    s = (result.get("logprobs") or {}).get("shift")
+    return float(s["delta"]) if s else None
+
+
+def early_warnings(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Passing variant items that moved the original's answer by WARNING_SHIFT or more."""
+    found = []
+    for r in results:
+        delta = _shift_of(r)
+        if r.get("outcome") == "passed" and delta is not None and delta <= WARNING_SHIFT:
+            found.append(
+                {"nodeid": r["nodeid"], "test": r["test"], "variant": r["variant"], "shift": delta}
+            )
+    return sorted(found, key=lambda w: (w["shift"], str(w["nodeid"])))
+
+
+def terminal_lines(
+    results: Sequence[Mapping[str, Any]], verbosity: int, limit: int = 5
+) -> list[str]:
+    """Early warnings; with -v every variant item's shift, smallest first."""
+    by_id = {str(r["nodeid"]): r for r in results}
+    lines: list[str] = []
+    warnings = early_warnings(results)
+    if warnings:
+        lines.append(
+            f"log-prob early warnings: {len(warnings)} passing variant"
+            f"{'s' * (len(warnings) != 1)} made the original's first answer tokens at least"
+            f" {math.exp(-WARNING_SHIFT):.1f} times less likely:"
+        )
+        shown = warnings if verbosity >= 1 else warnings[:limit]
+        for w in shown:
+            lines.append(f"  {w['nodeid']}  {shift_text(by_id[str(w['nodeid'])]['logprobs'])}")
+        if len(warnings) > len(shown):
+            lines.append(f"  ... and {len(warnings) - len(shown)} more (-v shows all)")
+    if verbosity >= 1:
+        measured = [r for r in results if r.get("variant") != "original" and r.get("logprobs")]
+        if measured:
+            lines.append(
+                "log-prob shift of the original's first answer tokens under each variant"
+                " (0: unchanged; negative: the variant pulled the model away):"
+            )
+            measured.sort(
+                key=lambda r: (
+                    _shift_of(r) if _shift_of(r) is not None else math.inf,
+                    str(r["nodeid"]),
+                )
+            )
+            width = max(len(str(r["nodeid"])) for r in measured)
+            for r in measured:
+                lines.append(f"  {str(r['nodeid']).ljust(width)}  {shift_text(r['logprobs'])}")
+    return lines
