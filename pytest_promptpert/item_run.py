@@ -262,7 +262,7 @@ class ItemRun(AppCalls):
             if got is None:
                 return Sensitivity(note="the provider returned no log-probabilities")
             return Sensitivity(got, note="" if got else "the answer is empty: no token")
-        return sensitivity(done[0].logprobs, done[1].logprobs, answer.output, done[0].output)
+        return sensitivity(done[0].logprobs, done[1].logprobs, answer.output)
 
     def _extractor(self) -> Extractor | None:
         return parse_extract(self.plan.settings.extract)  # checked at collection

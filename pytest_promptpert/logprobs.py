@@ -155,7 +155,7 @@ def first_token(positions: Logprobs) -> dict[str, Any]:
         "logprob": round(first.logprob, 4),
         "margin": None if found is None else round(found, 4),
         "top": [[t, round(lp, 4)] for t, lp in first.top],
-        "answer_tokens": [p.token for p in positions[:ANSWER_TOKENS]],
+        "generated": [p.token for p in positions[:ANSWER_TOKENS]],
     }
 
 
@@ -227,9 +227,9 @@ class Sensitivity:
 
     @property
     def margins(self) -> tuple[float | None, float | None]:
-        return tuple(  # type: ignore[return-value]
-            margin(side[0]) if side else None for side in (self.original, self.variant)
-        )
+        """The first token's margin under each prompt, where known."""
+        first = margin(self.original[0]) if self.original else None
+        return first, margin(self.variant[0]) if self.variant else None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -242,30 +242,38 @@ class Sensitivity:
         return data
 
 
-def sensitivity(
-    original: Logprobs | None, variant: Logprobs | None, original_text: str, probe_text: str
-) -> Sensitivity:
-    """The sensitivity of a pair of probes; *probe_text* is the original probe's output, which
-    must begin the original call's output (*original_text*) for its tokens to be the answer's.
-    """
+def answer_tokens(positions: Logprobs, answer: str) -> Logprobs:
+    """The leading *positions* whose text is the start of *answer*: a probe may run on past the
+    answer's end (into a stop sequence), and a provider may answer a probe differently."""
+    joined = ""
+    for n, position in enumerate(positions):
+        joined += position.token
+        if not answer.startswith(joined):
+            return positions[:n]
+    return positions
+
+
+def sensitivity(original: Logprobs | None, variant: Logprobs | None, answer: str) -> Sensitivity:
+    """The sensitivity of a pair of probes, for the original call's *answer*."""
     if original is None and variant is None:
         return Sensitivity(note="the provider returned no log-probabilities")
     for side, given in (("original", original), ("variant", variant)):
         if given is None:
             return Sensitivity(original, variant, note=f"no log-probabilities for the {side}")
-        if not given:
-            return Sensitivity(
-                original, variant, note=f"the {side}'s answer is empty: no token to compare"
-            )
-    assert original and variant  # for mypy: both checked above
-    if not original_text.startswith(probe_text):
+    assert original is not None and variant is not None  # for mypy: both checked above
+    if not answer:
+        return Sensitivity(original, variant, note="the original's answer is empty: no token")
+    if not variant:
+        return Sensitivity(original, variant, note="the variant's answer is empty: no token")
+    compared = answer_tokens(original, answer)
+    if not compared:
         return Sensitivity(
             original,
             variant,
             note="the probe answered differently from the original call (a nondeterministic"
             " provider?): no shift",
         )
-    return Sensitivity(original, variant, shift(original, variant))
+    return Sensitivity(original, variant, shift(compared, variant))
 
 
 # --- text for the terminal and the HTML report, from a record's "logprobs" -----------------
@@ -332,13 +340,28 @@ def _shift_of(result: Mapping[str, Any]) -> float | None:
 
 
 def early_warnings(results: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Passing variant items that moved the original's answer by WARNING_SHIFT or more."""
+    """Passing variant items that answered with the original's first token, but made the
+    original's first answer tokens WARNING_SHIFT or more less likely (an exact shift)."""
     found = []
     for r in results:
-        delta = _shift_of(r)
-        if r.get("outcome") == "passed" and delta is not None and delta <= WARNING_SHIFT:
+        logprobs = r.get("logprobs") or {}
+        s, original, variant = (logprobs.get(k) for k in ("shift", "original", "variant"))
+        if (
+            r.get("outcome") == "passed"
+            and s
+            and not s["bound"]
+            and s["delta"] <= WARNING_SHIFT
+            and original
+            and variant
+            and original["token"] == variant["token"]
+        ):
             found.append(
-                {"nodeid": r["nodeid"], "test": r["test"], "variant": r["variant"], "shift": delta}
+                {
+                    "nodeid": r["nodeid"],
+                    "test": r["test"],
+                    "variant": r["variant"],
+                    "shift": s["delta"],
+                }
             )
     return sorted(found, key=lambda w: (w["shift"], str(w["nodeid"])))
 
@@ -353,8 +376,9 @@ def terminal_lines(
     if warnings:
         lines.append(
             f"log-prob early warnings: {len(warnings)} passing variant"
-            f"{'s' * (len(warnings) != 1)} made the original's first answer tokens at least"
-            f" {math.exp(-WARNING_SHIFT):.1f} times less likely:"
+            f"{'s' * (len(warnings) != 1)} kept the original's first token but made the"
+            f" original's first answer tokens at least {math.exp(-WARNING_SHIFT):.1f} times"
+            " less likely:"
         )
         shown = warnings if verbosity >= 1 else warnings[:limit]
         for w in shown:

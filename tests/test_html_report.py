@@ -310,7 +310,7 @@ def shifted_results() -> list[dict[str, Any]]:
         top = ((" Yes", math.log(p)), (" No", math.log((1 - p) / 3)))
         return (TokenLogprob(" Yes", math.log(p), top),)
 
-    found = sensitivity(probe(0.9), probe(0.3), " Yes, the sky is blue.", " Yes")
+    found = sensitivity(probe(0.9), probe(0.3), " Yes, the sky is blue.")
     results = suite()
     for record in results:
         if record["nodeid"] == "tests/test_prompts.py::test_sign[trailing_space]":

@@ -334,6 +334,25 @@ def test_a_verdict_resting_on_a_near_tie_says_so(local_project: pytest.Pytester)
     assert by_variant["trailing_space"]["near_tie"] is True
     assert by_variant["question_mark"]["near_tie"] is False
     assert min(by_variant["question_mark"]["first_token_margins"]) >= 0.5
+    # The margins come from the log-prob probes, which also measure each variant's shift of the
+    # original's answer. After 'Sentiment: ' the label ' positive' is not among the model's 5
+    # best first tokens (it answers '5/5'): a bound. With '?' the sign's first token '\n\n'
+    # becomes more likely, then the answers part ('*' against 'A'): two tokens compared.
+    label = by_variant["trailing_space"]["logprobs"]
+    assert [label["original"]["margin"], label["variant"]["margin"]] == (
+        by_variant["trailing_space"]["first_token_margins"]
+    )
+    assert label["shift"]["bound"] is True and label["shift"]["token"] == " positive"
+    sign = by_variant["question_mark"]["logprobs"]["shift"]
+    assert (sign["tokens"], sign["bound"], sign["token"]) == (2, False, "\n\n")
+    assert sign["delta"] > 0
+    result.stdout.fnmatch_lines(
+        [
+            "log-prob shift of the original's first answer tokens under each variant*",
+            "*test_label[[]trailing_space[]]  <= -* over 1 token (first token ' positive'*bound*",
+            "*test_sign[[]question_mark[]]    +* over 2 tokens (first token '\\n\\n'*",
+        ]
+    )
     # Only the label's failure section carries the near-tie line; the sign's does not. (The short
     # summary repeats each failure's whole message, so the line is counted per section.)
     out = result.stdout.str()

@@ -96,7 +96,7 @@ def test_a_token_missing_from_the_variants_alternatives_gives_a_bound() -> None:
     text = detail_lines(
         {
             "variant": "x",
-            "logprobs": sensitivity(original, elsewhere, " Paris.\n", " Paris.\n").as_json(),
+            "logprobs": sensitivity(original, elsewhere, " Paris.\n").as_json(),
         }
     )[0]
     assert "<= -4.40 over 1 token" in text and "bound" in text
@@ -104,17 +104,25 @@ def test_a_token_missing_from_the_variants_alternatives_gives_a_bound() -> None:
 
 def test_no_shift_without_log_probabilities_or_with_a_probe_that_answered_otherwise() -> None:
     original = parse_choice(ORIGINAL)
-    assert sensitivity(None, None, "x", "x").as_json() == {
+    assert sensitivity(None, None, "x").as_json() == {
         "original": None,
         "variant": None,
         "shift": None,
         "note": "the provider returned no log-probabilities",
     }
-    assert sensitivity(original, (), " Paris.\n", " Paris.\n").note == (
-        "the variant's answer is empty: no token to compare"
-    )
-    other = sensitivity(original, original, " Rome.", " Paris.\n")
+    assert sensitivity(original, (), " Paris.\n").note == "the variant's answer is empty: no token"
+    other = sensitivity(original, original, " Rome.")
     assert other.shift is None and "answered differently" in other.note
+
+
+def test_the_shift_stops_where_the_answer_does() -> None:
+    # With stop=["\n"] the answer is " Paris." while the probe went on to "\n": the token
+    # past the answer's end is not one of its tokens.
+    original = parse_choice(ORIGINAL)
+    assert original is not None
+    found = sensitivity(original, original, " Paris.")
+    assert found.shift is not None and found.shift.tokens == 2 and found.shift.delta == 0.0
+    assert found.as_json()["original"]["generated"] == [" Paris", ".", "\n"]
 
 
 def test_log_probabilities_are_stored_with_the_completion() -> None:
@@ -160,8 +168,8 @@ def test_shift_is_recorded_and_reported_in_terminal_json_and_html(project, provi
     result.assert_outcomes(passed=4)  # the same answer to every variant...
     result.stdout.fnmatch_lines(
         [
-            "log-prob early warnings: 2 passing variants made the original's first answer"
-            " tokens at least 2.7 times less likely:",
+            "log-prob early warnings: 2 passing variants kept the original's first token but"
+            " made the original's first answer tokens at least 2.7 times less likely:",
             "  *test_capital[[]strip_period[]]  -2.75 over 3 tokens (first token 'The'"
             " 95% -> 38%; margin 3.64 -> 0.92)",
             "  *test_capital[[]lower_first[]]  -2.08 over 3 tokens*",
@@ -180,7 +188,7 @@ def test_shift_is_recorded_and_reported_in_terminal_json_and_html(project, provi
     }
     assert by_variant["double_space"]["logprobs"]["shift"]["delta"] == 0.0  # unchanged
     first = by_variant["original"]["logprobs"]["original"]
-    assert first["token"] == "The" and first["answer_tokens"] == ["The", " answer", " to"]
+    assert first["token"] == "The" and first["generated"] == ["The", " answer", " to"]
     assert first["margin"] == round(LN(0.95 / 0.025), 4)
     assert [t for t, _ in first["top"]] == ["The", " maybe", " perhaps", " hmm", " well"]
     assert by_variant["original"]["logprobs"]["variant"] is None
