@@ -74,7 +74,12 @@ def pytest_sessionfinish(session):
 
 
 @pytest.fixture
-def local_project(pytester: pytest.Pytester, local_extra: None) -> pytest.Pytester:
+def local_project(
+    pytester: pytest.Pytester, local_extra: None, litellm_preloaded: None
+) -> pytest.Pytester:
+    # litellm imported outside the in-process runs: pytester would unload it after the first
+    # and leave its metadata finder behind, and the next in-process run would not find the
+    # plugin's entry point ("unrecognized arguments: --promptpert-report").
     pytester.makefile(
         ".toml",
         pyproject='[tool.promptpert]\nmodel = "local/gemma-3-270m"\nmax_tokens = 16\n',
@@ -362,3 +367,44 @@ def test_a_verdict_resting_on_a_near_tie_says_so(local_project: pytest.Pytester)
     sign_section = out.split("test_sign[question_mark] _")[1].split("--- promptpert ---")[0]
     assert label_section.count("near-tie:") == 1
     assert "near-tie" not in sign_section
+
+
+FEW_SHOT_QA = (
+    "Question: What is the capital of Portugal?\\nAnswer: Lisbon\\n\\n"
+    "Question: What is the capital of Japan?\\nAnswer:"
+)
+
+
+def test_a_passing_variant_that_shakes_the_answer_is_an_early_warning(
+    local_project: pytest.Pytester,
+) -> None:
+    # Measured on the portable build: lower-cased, the few-shot prompt still answers ' Tokyo'
+    # (first-token margins 2.78 and 0.94: no near-tie), but ' Tokyo' is about 6 times less
+    # likely; a period after the cue barely moves it.
+    local_project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.promptpert(variants=["lowercase", "add_period"], metric="exact")
+        def test_tokyo(llm):
+            assert llm("{FEW_SHOT_QA}", stop=["\\n"]).strip() == "Tokyo"
+        """
+    )
+    result = local_project.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--promptpert-report=r.json"
+    )
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "log-prob early warnings: 1 passing variant kept the original's first token*",
+            "*test_tokyo[[]lowercase[]]  -1.* over 1 token (first token ' Tokyo' *",
+        ]
+    )
+    data = json.loads((local_project.path / "r.json").read_text(encoding="utf-8"))
+    by_variant = {r["variant"]: r["logprobs"] for r in data["results"]}
+    lowered = by_variant["lowercase"]
+    assert lowered["variant"]["token"] == lowered["original"]["token"] == " Tokyo"
+    assert min(lowered["original"]["margin"], lowered["variant"]["margin"]) >= 0.5
+    assert -2.5 < lowered["shift"]["delta"] <= -1.0 and lowered["shift"]["bound"] is False
+    assert -1.0 < by_variant["add_period"]["shift"]["delta"] < 0
+    assert [w["variant"] for w in data["summary"]["logprob_warnings"]] == ["lowercase"]
