@@ -20,7 +20,7 @@ from itertools import pairwise
 from typing import Any
 
 from .findings import interval_text
-from .logprobs import WARNING_SHIFT, detail_lines, shift_text
+from .logprob_report import WARNING_SHIFT, detail_lines, shift_text
 from .report import format_cost, format_score
 from .scoring import FAILED_OUTCOMES
 from .variants import BUILTIN_VARIANTS, ORIGINAL

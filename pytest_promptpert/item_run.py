@@ -17,18 +17,16 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import probes
 from .aio import run_sync
-from .backend import Cancelled
 from .baseline import check
-from .client import CacheMissError
 from .compare import Comparison, NothingToCompare, check_extractable, compare, trim
 from .extract import Extractor, parse_extract
-from .failures import ProviderError
 from .findings import collapse_reason
 from .intercept import CallComparison, describe
 from .intercept.item import AppCalls
 from .lint import check_prompt, lint_message
-from .logprobs import Sensitivity, probe_params, sensitivity
+from .logprobs import Sensitivity, sensitivity
 from .metrics import Metric, MetricContext, ModelMetric, metric_name
 from .redact import Params
 from .request import (
@@ -239,24 +237,12 @@ class ItemRun(AppCalls):
         """The log-probabilities of the original's answer (and the variant's shift of it), from
         one short cached probe per prompt (logprobs.py); None where the setting asks for none.
         """
-        mode = self.plan.settings.logprobs
-        if original.kind != "chat" or not (
-            mode == "on" or (mode == "auto" and original.model.startswith("local/"))
-        ):
+        if not probes.wanted(self.plan.settings.logprobs, original):
             return None
-        asked = [original] if variant is None else [original, variant]
-        probes = [
-            dataclasses.replace(r, params={**r.params, **probe_params(r.model)}) for r in asked
-        ]
-        try:
-            done = self.session.client.fetch_many(probes)
-        except CacheMissError:
-            return Sensitivity(note="the log-prob probes are not in the cache (replay mode)")
-        except Cancelled:
-            raise
-        except ProviderError as exc:
-            return Sensitivity(note=f"the log-prob probe failed: {exc.headline}")
-        self._count(probes, done)
+        asked, done = probes.fetch(self.session.client, [original, *([variant] if variant else [])])
+        if isinstance(done, str):
+            return Sensitivity(note=done)
+        self._count(asked, done)
         if variant is None:
             got = done[0].logprobs
             if got is None:

@@ -8,8 +8,8 @@ from typing import Any
 
 from .compare import trim
 from .findings import MIN_TESTS, finding_lines, interval_text, summary_fields, wilson
-from .logprobs import early_warnings
-from .logprobs import terminal_lines as logprob_lines
+from .logprob_report import early_warnings
+from .logprob_report import terminal_lines as logprob_lines
 from .metrics import metric_name
 from .redact import redact_url
 from .scoring import (

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
+from pytest_promptpert.logprob_report import detail_lines, early_warnings
 from pytest_promptpert.logprobs import (
     ANSWER_TOKENS,
     TOP_LOGPROBS,
     TokenLogprob,
-    detail_lines,
-    early_warnings,
     parse_choice,
     sensitivity,
     shift,
