@@ -139,7 +139,7 @@ def _shown(value: object) -> str:
 #         #   "lint": [...]; the original item also has "prompt" and "output"
 #         # where log-probabilities were probed (setting logprobs; logprobs.py):
 #         #   "logprobs": {"original": {"token", "logprob", "margin", "top": [[token, logprob]],
-#         #                             "answer_tokens": [...]} | null,
+#         #                             "generated": [...]} | null,
 #         #                "variant": {...} | null,   # null in the original item
 #         #                "shift": {"delta", "tokens", "bound", "token", "original_logprob",
 #         #                          "variant_logprob", "first_token_bound"} | null,
