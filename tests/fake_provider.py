@@ -29,7 +29,7 @@ best ``n`` tokens there (itself first, then made-up alternatives ``FAKE_ALTERNAT
 numbers are a function of the prompt's form (:func:`unease`): a well-formed prompt gets a
 confident answer, a missing final punctuation mark, a lower-case first letter or trailing
 whitespace make the same answer less likely. ``server.logprobs = False`` makes the server
-ignore the request for them, as many providers do.
+ignore the request for them, as many providers do; ``"refuse"`` answers it with HTTP 400.
 
 ``POST /v1/embeddings`` answers any model with a bag-of-words vector (hashed words, 32
 dimensions): texts with the same words get the same vector, texts with no word in common are
@@ -258,8 +258,9 @@ class FakeProvider(ThreadingHTTPServer):
         self.latency = 0.0
         self.drip_interval = 0.5
         self.required_key: str | None = None
-        #: whether a request for log-probabilities is answered with them
-        self.logprobs = True
+        #: whether a request for log-probabilities is answered with them (True), ignored
+        #: (False) or refused with HTTP 400 ("refuse")
+        self.logprobs: bool | str = True
         self.in_flight = 0
         self.max_in_flight = 0
         #: how many times each (model, prompt) was answered, for the ``flaky`` model
@@ -418,6 +419,10 @@ class _Handler(BaseHTTPRequestHandler):
             shape = _shape(self.path)
             prompt = _prompt(shape, body)
             reply = _Reply(shape, model, prompt, body, server.take(model, prompt), seed)
+            if server.logprobs == "refuse" and body.get("logprobs"):
+                message = "logprobs are not supported for this model"
+                self._send(400, {"error": {"message": message, "type": "invalid_request_error"}})
+                return
             if server.logprobs:
                 reply.add_logprobs(prompt, body)
             with server.lock:

@@ -271,3 +271,44 @@ def test_a_shift_beyond_the_variants_alternatives_is_flagged_as_a_bound(project,
     assert shifted["bound"] is True and shifted["first_token_bound"] is True
     assert shifted["delta"] == round(LN(0.02375) - LN(0.95), 4)
     assert early_warnings(_report(pytester)["results"]) == []  # a failure, not a warning
+
+
+def test_a_refused_or_unrecorded_probe_is_a_note_and_changes_no_verdict(project, provider):
+    pytester = project("stable", logprobs="off")
+    pytester.makepyfile(CAPITAL)
+    pytester.runpytest().assert_outcomes(passed=4)  # the cache holds the calls, no probe
+    replayed = pytester.runpytest(
+        "--promptpert-report=r.json", "--promptpert-cache=replay", "--promptpert-logprobs=on"
+    )
+    replayed.assert_outcomes(passed=4)
+    notes = {r["logprobs"]["note"] for r in _report(pytester)["results"]}
+    assert notes == {"the log-prob probes are not in the cache (replay mode)"}
+
+    provider.logprobs = "refuse"
+    refused = pytester.runpytest("--promptpert-report=r.json", "--promptpert-logprobs=on")
+    refused.assert_outcomes(passed=4)
+    for record in _report(pytester)["results"]:
+        assert record["logprobs"]["shift"] is None
+        assert record["logprobs"]["note"].startswith("the log-prob probe failed:")
+        assert "logprobs are not supported for this model" in record["logprobs"]["note"]
+
+
+def test_an_early_warning_needs_the_original_first_token_and_an_exact_shift() -> None:
+    def record(outcome: str, variant_token: str, bound: bool = False) -> dict[str, Any]:
+        return {
+            "nodeid": f"t[{variant_token}]",
+            "test": "t",
+            "variant": "v",
+            "outcome": outcome,
+            "logprobs": {
+                "original": {"token": " positive"},
+                "variant": {"token": variant_token},
+                "shift": {"delta": -2.0, "bound": bound},
+            },
+        }
+
+    assert len(early_warnings([record("passed", " positive")])) == 1
+    # The same label in other tokens (' POSITIVE'), a bound, a failure: not early warnings.
+    assert early_warnings([record("passed", " POSITIVE")]) == []
+    assert early_warnings([record("passed", " positive", bound=True)]) == []
+    assert early_warnings([record("failed", " positive")]) == []
