@@ -181,6 +181,7 @@ class ItemRun(AppCalls):
             if not self._perturb_used:
                 self._prefetch_siblings(request)
             requests = self._samples(request)
+            self._log(requests, params)
             done = client.fetch_many(requests)
             self._count(requests, done)
             with self._naming_test():
@@ -196,11 +197,13 @@ class ItemRun(AppCalls):
         control = self.variant == CONTROL  # never a no-op: the same prompt, other samples
         if variant.messages == original.messages and not control:
             self.records.append(None)
+            self._log([original], params)
             done = [client.fetch(original)]
             self._count([original], done)
             return done[0].output
         n = len(self._samples(original))
         requests = self._samples(original) + self._samples(variant, control=control)
+        self._log(requests, params)
         done = client.fetch_many(requests)
         originals, variants = done[:n], done[n:]
         settings = self.plan.settings
@@ -230,6 +233,11 @@ class ItemRun(AppCalls):
         self._check_collapse("variant", variant, variants[0])
         self.records.append(comparison)
         return variants[0].output
+
+    def _log(self, requests: list[Request], params: dict[str, Any]) -> None:
+        """Record the item's calls for the manifest (the next run's cross-test prefetch)."""
+        session = self.session
+        session.call_log.add(self.plan.test, self.variant, requests, params, session.secrets)
 
     def _sensitivity(
         self, original: Request, answer: Completion, variant: Request | None = None

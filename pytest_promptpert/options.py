@@ -82,6 +82,11 @@ OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
         " logprobs), or never (off)",
         {"choices": ("auto", "on", "off")},
     ),
+    "prefetch": (
+        "start the model calls the last run made (the cache directory's manifest.json) at"
+        " session start, before their tests; true (default) or false",
+        {"metavar": "BOOL"},
+    ),
 }
 
 

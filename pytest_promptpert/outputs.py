@@ -56,6 +56,10 @@ class RunResults:
     #: one line for each output that could not be written (a full disk, a vanished directory)
     write_failures: list[str] = field(default_factory=list)
     gate: GateVerdict | None = None
+    #: more of the summary from other parts of the plugin (e.g. the prefetch): JSON fields
+    #: and terminal lines
+    summary_extra: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def results(self) -> list[dict[str, Any]]:
@@ -109,6 +113,7 @@ class RunResults:
         results = self.results
         if settings.report is not None or settings.html is not None:
             data = build_json(results, stats, settings, self.gate)
+            data["summary"].update(self.summary_extra)
             if settings.report is not None:
                 report = settings.report
                 text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -166,6 +171,7 @@ class RunResults:
             lines += changes_lines(new, removed, self.settings.baseline)
         if planned is not None:
             lines += plan_lines(planned)
+        lines += self.notes
         lines += self.written
         lines += self.write_failures
         if self.gate is not None:

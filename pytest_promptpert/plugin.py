@@ -29,6 +29,7 @@ from .options import (
     option_keys,
     resolve_settings,
 )
+from .prefetch_run import PrefetchRun
 from .pytest_warnings import (
     MarkerIgnoredWarning,
     NothingComparedWarning,
@@ -97,7 +98,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SESSION] = session
     config.stash[TEST_SETTINGS] = {}
     config.stash[RUN_WIDE] = {}
-    config.pluginmanager.register(RunReport(config, session), "promptpert-report")
+    report = RunReport(config, session)
+    config.pluginmanager.register(report, "promptpert-report")
+    config.pluginmanager.register(PrefetchRun(config, session, report.run), "promptpert-prefetch")
     config.pluginmanager.register(SettingsNotes(config, session), "promptpert-settings-notes")
     if not hasattr(config, "workerinput"):
         for name in unknown_environment(os.environ):

@@ -15,6 +15,7 @@ from .client import CachedLLM
 from .extract import ExtractSpecError, parse_extract
 from .intercept import CallCache, Interception
 from .intercept.observed import ObservedStore
+from .manifest import CallLog
 from .metrics import MetricCatalog, ModelMetric
 from .redact import Secrets, secret_values
 from .settings import Settings, SettingsError, with_marker
@@ -62,6 +63,8 @@ class PromptpertSession:
         #: endpoints of model calls the interception did not understand (said once each)
         self.unknown_endpoints: set[str] = set()
         self._env_secrets: Secrets = secret_values()
+        #: the calls the items made, for the manifest of the next run's prefetch
+        self.call_log = CallLog()
 
     def interception(
         self,

@@ -96,6 +96,8 @@ class Settings:
     extract: str | Callable[[str], str] | None = None
     #: probe compared prompts for log-probabilities: local models only, every model, never
     logprobs: str = "auto"
+    #: start the calls the last run's manifest lists before their tests (see prefetch.py)
+    prefetch: bool = True
     sources: Mapping[str, Source] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
@@ -236,6 +238,21 @@ def _extractor(value: object, where: str) -> str | Callable[[str], str] | None:
     )
 
 
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _boolean(value: object, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise _bad(where, value, "is not true or false")
+
+
 def _variant_names(value: object, where: str) -> tuple[str, ...]:
     # A comma string (command line, environment), a list (TOML) or ini lines that may hold
     # commas themselves ("punctuation, casing" on one line of a pytest.ini).
@@ -294,6 +311,7 @@ VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     "cache_url": _cache_url,
     "extract": _extractor,
     "logprobs": _choice(LOGPROBS_MODES, "a logprobs mode"),
+    "prefetch": _boolean,
 }
 
 #: The keys a marker may set; more may be added, anything else is an error.

@@ -261,6 +261,7 @@ TEXT_VALUES = {
     "cache_url": "redis://127.0.0.1:6379/0",
     "extract": "first_line",
     "logprobs": "on",
+    "prefetch": "false",
 }
 
 
