@@ -29,6 +29,7 @@ QUICK = {
     "bench_cache.py": ["--entries", "10000", "--samples", "1000"],
     "bench_cache_cli.py": ["--entries", "5000", "--samples", "500"],
     "bench_intercept.py": ["--calls", "100"],
+    "bench_prefetch.py": ["--repeat", "1"],
 }
 
 
