@@ -154,10 +154,11 @@ def bench(
     latency: float,
     concurrency: int,
     repeat: int,
+    variants: list[str],
 ) -> tuple[list[Row], Path]:
     root = work / "project"
     root.mkdir()
-    (root / "test_suite.py").write_text(SUITE.format(prompts=prompts(n), variants=VARIANTS))
+    (root / "test_suite.py").write_text(SUITE.format(prompts=prompts(n), variants=variants))
     (root / "pyproject.toml").write_text(
         f'[tool.promptpert]\nmodel = "openai/stable"\napi_base = "{server.url}"\n'
     )
@@ -206,6 +207,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=24, help="tests, one prompt each")
     parser.add_argument("--latency", type=float, default=0.4, help="seconds per model answer")
+    parser.add_argument(
+        "--variants", type=int, default=len(VARIANTS), help=f"variants per test (1-{len(VARIANTS)})"
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3, help="runs per configuration")
     args = parser.parse_args()
@@ -221,6 +225,7 @@ def main() -> None:
                 latency=args.latency,
                 concurrency=args.concurrency,
                 repeat=args.repeat,
+                variants=VARIANTS[: args.variants],
             )
     finally:
         server.shutdown()
@@ -228,7 +233,7 @@ def main() -> None:
     unique = max(rows[0].calls)
     limit = math.ceil(unique / args.concurrency) * args.latency
     print(
-        f"\n### Cold runs: {args.prompts} prompts x (original + {len(VARIANTS)} variants),"
+        f"\n### Cold runs: {args.prompts} prompts x (original + {args.variants} variants),"
         f" {unique} unique calls, latency L = {args.latency} s, concurrency C ="
         f" {args.concurrency}\n"
     )

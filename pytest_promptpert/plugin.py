@@ -31,6 +31,7 @@ from .options import (
 )
 from .prefetch_run import PrefetchRun
 from .pytest_warnings import (
+    ManifestWarning,
     MarkerIgnoredWarning,
     NothingComparedWarning,
     PromptpertWarning,
@@ -51,6 +52,7 @@ from .stash import ITEM_RUN, PARAM, PLAN, RUN_WIDE, SESSION, TEST_SETTINGS
 from .variants import BUILTIN_VARIANTS, ORIGINAL, VariantCatalog
 
 __all__ = [
+    "ManifestWarning",
     "MarkerIgnoredWarning",
     "NothingComparedWarning",
     "PromptpertWarning",

@@ -15,17 +15,13 @@ import pytest
 from .manifest import MANIFEST_NAME, CallSpec, Entries, load, merge, requests_for, write
 from .outputs import RunResults
 from .prefetch import Outcome, Prefetcher, summary_lines
-from .pytest_warnings import PromptpertWarning
+from .pytest_warnings import ManifestWarning
 from .request import Request
 from .session import PromptpertSession
 from .stash import PLAN
 
 #: markers and options of pytest-recording: each test's calls must happen inside that test
 _RECORDER_MARKERS = ("vcr", "block_network")
-
-
-class ManifestWarning(PromptpertWarning):
-    """The cache directory's manifest could not be used; the run went on without prefetch."""
 
 
 class PrefetchRun:
@@ -55,6 +51,7 @@ class PrefetchRun:
         self.prefetcher: Prefetcher | None = None
         self.planned = 0
         self.parts: list[dict[str, Any]] = []
+        self.worker_lost = False  # an xdist worker crashed: its records are missing
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
@@ -93,6 +90,8 @@ class PrefetchRun:
         part = getattr(node, "workeroutput", {}).get("promptpert_prefetch")
         if part:
             self.parts.append(part)
+        if error is not None or not part:
+            self.worker_lost = True
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
@@ -114,6 +113,8 @@ class PrefetchRun:
             outcome.add(each)
             for test, items in each.get("entries", {}).items():
                 entries.setdefault(test, {}).update(items)
+        if self.parts:
+            outcome.planned = 0  # under xdist the controller lists no plan to count into
         if outcome.ran or outcome.planned:
             self.run.summary_extra["prefetch"] = outcome.as_json()
         self.run.notes += summary_lines(outcome, str(self.path))
@@ -125,6 +126,7 @@ class PrefetchRun:
             session.shouldfail
             or session.shouldstop
             or session.exitstatus == pytest.ExitCode.INTERRUPTED
+            or self.worker_lost
         )
         if not self.path.parent.is_dir():
             return  # no call reached the cache (nothing to prefetch next time)

@@ -29,3 +29,7 @@ class MarkerIgnoredWarning(PromptpertWarning):
 
 class UnknownEndpointWarning(PromptpertWarning):
     """A model call to an API shape the plugin does not understand went through untouched."""
+
+
+class ManifestWarning(PromptpertWarning):
+    """The cache directory's prefetch manifest could not be used (damaged, or not ours)."""
