@@ -91,6 +91,11 @@ class Prefetcher:
                 listed += 1
         return listed
 
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until every request has been started (or the prefetch stopped)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
     def finish(self) -> dict[str, tuple[int, float]]:
         """Start nothing more, let what started land; the key, tokens and cost of each call made.
 
@@ -162,8 +167,8 @@ def summary_lines(outcome: Outcome, manifest: str) -> list[str]:
     lines = []
     if outcome.planned:
         lines.append(
-            f"promptpert plan: {outcome.planned} of these calls are known from the last run's"
-            f" manifest ({manifest}), for the selected tests, before they reach them"
+            f"promptpert plan: {outcome.planned} of these calls are from the last run's manifest"
+            f" ({manifest}), which lists every call of the selected tests"
         )
     if outcome.called:
         lines.append(

@@ -11,7 +11,9 @@ from conftest import SENTINEL_KEY
 from fake_provider import FakeProvider
 
 from pytest_promptpert.cli import main as promptpert_cli
+from pytest_promptpert.client import CachedLLM
 from pytest_promptpert.manifest import MANIFEST_NAME, CallLog, dumps, load, loads, merge
+from pytest_promptpert.prefetch import Prefetcher
 from pytest_promptpert.redact import Secrets
 from pytest_promptpert.request import Request
 
@@ -222,7 +224,7 @@ def test_plan_shows_the_whole_run_from_the_manifest(project, provider):
         [
             "promptpert plan: 4 model calls not in the cache, *",
             "*'the second step.'*",
-            "promptpert plan: 4 of these calls are known from the last run's manifest *",
+            "promptpert plan: 4 of these calls are from the last run's manifest *",
         ]
     )
     assert provider.calls == 0
@@ -340,3 +342,32 @@ def test_merge_replaces_everything_only_after_a_complete_run():
     narrowed = merge(old, new, complete=False)
     assert narrowed["gone"] == {"original": []}
     assert narrowed["t"] == {"original": [], **new["t"]}
+
+
+# --- the prefetcher, without pytest ----------------------------------------------------------
+
+
+def test_the_prefetcher_starts_only_misses(provider, tmp_path, litellm_preloaded):
+    with CachedLLM("openai/stable", cache_dir=tmp_path, api_base=provider.url) as client:
+        client("q1")  # already cached
+        requests = [client.request(f"q{i}") for i in range(1, 6)]
+        prefetcher = Prefetcher(client, requests, window=2)
+        prefetcher.start()
+        prefetcher.join(timeout=30)
+        called = prefetcher.finish()
+    assert sorted(called) == sorted(r.key() for r in requests[1:])
+    assert provider.prompts().count("q1") == 1
+    assert provider.calls == 5
+    assert provider.max_in_flight <= 2
+
+
+def test_the_first_failed_prefetch_stops_the_prefetch(provider, tmp_path, litellm_preloaded):
+    provider.faults = [500]
+    with CachedLLM("openai/stable", cache_dir=tmp_path, api_base=provider.url, retries=0) as client:
+        requests = [client.request(f"q{i}") for i in range(5)]
+        prefetcher = Prefetcher(client, requests, window=1)
+        prefetcher.start()
+        prefetcher.join(timeout=30)
+        assert prefetcher.finish() == {}
+        assert prefetcher.stopped_by is not None
+    assert len(provider.headers_seen) == 1  # the one failed call; nothing after it
