@@ -195,6 +195,7 @@ def test_under_xdist_each_call_is_made_once(suite, provider):
     assert provider.calls == UNIQUE_CALLS
     assert len(set(_bodies(provider))) == UNIQUE_CALLS
     summary = json.loads((suite.path / "report.json").read_text("utf-8"))["summary"]
+    assert "prefetch" in summary  # the workers prefetched
     assert summary["prefetch"]["unused"] == 0
     assert summary["calls"] == UNIQUE_CALLS
 
