@@ -372,3 +372,19 @@ def test_the_first_failed_prefetch_stops_the_prefetch(provider, tmp_path, litell
         assert prefetcher.finish() == {}
         assert prefetcher.stopped_by is not None
     assert len(provider.headers_seen) == 1  # the one failed call; nothing after it
+
+
+def test_no_prefetch_where_pytest_recording_keeps_each_tests_calls(suite, provider):
+    recorded = FIRST_RUN.replace(
+        "import pytest\n", "import pytest\n\npytestmark = pytest.mark.vcr\n"
+    )
+    suite.makepyfile(test_suite=recorded)
+    suite.runpytest("--record-mode=all").assert_outcomes(passed=9)
+    _clear_cache(suite)
+    provider.reset()
+    result = suite.runpytest("--record-mode=all", "--promptpert-report=report.json")
+    result.assert_outcomes(passed=9)
+    assert "prefetch" not in json.loads((suite.path / "report.json").read_text())["summary"]
+    cassettes = sorted((suite.path / "cassettes").rglob("*.yaml"))
+    # Each test's three calls in the cassette of its first item, as without a manifest.
+    assert [path.read_text().count("uri:") for path in cassettes] == [3, 3, 3]
