@@ -95,6 +95,8 @@ def test_precedence_marker_over_command_line_over_pyproject_over_defaults() -> N
         ({"model": ""}, {}, "[tool.promptpert] model in"),
         ({"metric": 3}, {}, "[tool.promptpert] metric in"),
         ({}, {"cache_dir": ""}, "--promptpert-cache-dir: '' must be a non-empty string"),
+        ({}, {"prefetch": "maybe"}, "--promptpert-prefetch: 'maybe' is not true or false"),
+        ({"prefetch": 2}, {}, f"[tool.promptpert] prefetch in {PYPROJECT}: 2 is not true or"),
         (
             {"thresold": 0.5},
             {},
