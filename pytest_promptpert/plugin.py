@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from . import hookspecs, warning_types
+from .ast_guard import guard_ast_parse
 from .baseline import load_baseline
 from .client import CachedLLM, Planned
 from .collection import item_plans, marker_kwargs, originals_first, unhonoured, variant_param
@@ -72,6 +73,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
     warning_types.emit_also_as(pytest.PytestWarning)  # so -W error::pytest.PytestWarning works
+    guard_ast_parse()  # our call threads format tracebacks while pytest parses source
     try:
         settings = resolve_settings(config)
         variants = VariantCatalog(())
