@@ -253,6 +253,8 @@ class FakeProvider(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.headers_seen: list[dict[str, str]] = []
+        #: every request body as it arrived (before any latency), whichever client sent it
+        self.arrived: list[dict[str, Any]] = []
         self.faults: list[int | str] = []
         self.retry_after: str | None = None
         self.latency = 0.0
@@ -279,6 +281,7 @@ class FakeProvider(ThreadingHTTPServer):
             self.generation += 1
             self.requests.clear()
             self.headers_seen.clear()
+            self.arrived.clear()
             self.faults.clear()
             self.retry_after = None
             self.latency = 0.0
@@ -379,6 +382,7 @@ class _Handler(BaseHTTPRequestHandler):
             generation = server.generation
             fault = server.faults.pop(0) if server.faults else None
             server.headers_seen.append(dict(self.headers))
+            server.arrived.append(body)
             server.in_flight += 1
             server.max_in_flight = max(server.max_in_flight, server.in_flight)
         try:
