@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sys
 from collections import Counter
@@ -69,6 +68,8 @@ async def agather(
     progress: Progress | None = None,
 ) -> list[T | BaseException]:
     """:func:`gather` for a coroutine: the event loop runs while the calls are made."""
+    import asyncio  # here, not at the top: the plugin's import stays without asyncio
+
     waiting = [asyncio.wrap_future(f) for f in futures]
     for done, next_done in enumerate(asyncio.as_completed(waiting), 1):
         with contextlib.suppress(Exception):  # errors are collected in order below

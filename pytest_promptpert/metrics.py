@@ -66,12 +66,16 @@ def _normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _scaled(scorer: Callable[..., float]) -> Metric:
+def _scaled(scorer: str) -> Metric:
+    """rapidfuzz's ``fuzz.<scorer>`` in [0, 1]; rapidfuzz is imported by the first comparison."""
+
     def metric(original: str, variant: str) -> float:
         # rapidfuzz scores two empty strings 100 with some scorers and 0 with others.
         if not original.strip() and not variant.strip():
             return 1.0
-        return float(scorer(original, variant)) / 100.0
+        from rapidfuzz import fuzz  # here: a run without comparisons never imports it
+
+        return float(getattr(fuzz, scorer)(original, variant)) / 100.0
 
     return metric
 
@@ -81,24 +85,26 @@ def exact(original: str, variant: str) -> float:
 
 
 def builtin_metrics() -> dict[str, Metric]:
-    from rapidfuzz import fuzz
-    from rapidfuzz.distance import JaroWinkler, Levenshtein
-
     from .semantic import EmbeddingMetric, JudgeMetric
 
+    # rapidfuzz is imported by the first comparison, not when the catalog is built.
     def jaro_winkler(original: str, variant: str) -> float:
         if not original and not variant:
             return 1.0
+        from rapidfuzz.distance import JaroWinkler
+
         return float(JaroWinkler.normalized_similarity(original, variant))
 
     def levenshtein(original: str, variant: str) -> float:
+        from rapidfuzz.distance import Levenshtein
+
         return float(Levenshtein.normalized_similarity(original, variant))
 
     return {
-        "ratio": _scaled(fuzz.ratio),
-        "token_set_ratio": _scaled(fuzz.token_set_ratio),
-        "token_sort_ratio": _scaled(fuzz.token_sort_ratio),
-        "partial_ratio": _scaled(fuzz.partial_ratio),
+        "ratio": _scaled("ratio"),
+        "token_set_ratio": _scaled("token_set_ratio"),
+        "token_sort_ratio": _scaled("token_sort_ratio"),
+        "partial_ratio": _scaled("partial_ratio"),
         "jaro_winkler": jaro_winkler,
         "levenshtein": levenshtein,
         "exact": exact,

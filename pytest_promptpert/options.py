@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from .config_files import read_pyproject
-from .outputs import check_writable
 from .settings import (
     Settings,
     SettingsError,
@@ -156,6 +155,8 @@ def resolve_settings(config: pytest.Config) -> Settings:
 
 def check_outputs(settings: Settings, update_baseline: bool) -> None:
     """Fail early, not after the tests ran, when a report could not be written."""
+    from .outputs import check_writable  # with the report writers: only when configuring
+
     for key in ("report", "html"):
         path = getattr(settings, key)
         if path is not None:

@@ -1,4 +1,8 @@
-"""pytest wiring: options, marker, fixtures and hooks. Each delegates to the core."""
+"""pytest wiring: options, marker, fixtures and hooks. Each delegates to the core.
+
+pytest imports this module on every run, marked tests or not: it imports only what the options
+and the configuration need, and each hook imports the core it delegates to when it first runs.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,12 @@ import os
 import sys
 import warnings
 from collections.abc import Callable, Generator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import hookspecs, warning_types
 from .ast_guard import guard_ast_parse
-from .baseline import load_baseline
-from .client import CachedLLM, Planned
-from .collection import item_plans, marker_kwargs, originals_first, unhonoured, variant_param
-from .failures import run_wide_lines
-from .intercept import intercepting
-from .item_reports import finish_report
-from .item_run import ItemPlan, ItemRun
-from .metrics import MetricCatalog, builtin_metrics
-from .notes import SettingsNotes
 from .options import (
     MARKER_DOC,
     add_options,
@@ -30,7 +25,6 @@ from .options import (
     option_keys,
     resolve_settings,
 )
-from .prefetch_run import PrefetchRun
 from .pytest_warnings import (
     ManifestWarning,
     MarkerIgnoredWarning,
@@ -39,9 +33,6 @@ from .pytest_warnings import (
     UnknownEndpointWarning,
     UnreadSettingsWarning,
 )
-from .report import header_line
-from .run_report import RunReport
-from .session import PromptpertSession, make_client
 from .settings import (
     DEFAULT_SOURCE,
     Settings,
@@ -50,7 +41,11 @@ from .settings import (
     unknown_environment,
 )
 from .stash import ITEM_RUN, PARAM, PLAN, RUN_WIDE, SESSION, TEST_SETTINGS
-from .variants import BUILTIN_VARIANTS, ORIGINAL, VariantCatalog
+
+if TYPE_CHECKING:
+    from .client import CachedLLM
+    from .item_run import ItemRun
+    from .session import PromptpertSession
 
 __all__ = [
     "ManifestWarning",
@@ -71,6 +66,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from .baseline import load_baseline
+    from .metrics import MetricCatalog
+    from .notes import SettingsNotes
+    from .prefetch_run import PrefetchRun
+    from .run_report import RunReport
+    from .session import PromptpertSession
+    from .variants import VariantCatalog
+
     config.addinivalue_line("markers", MARKER_DOC)
     warning_types.emit_also_as(pytest.PytestWarning)  # so -W error::pytest.PytestWarning works
     guard_ast_parse()  # our call threads format tracebacks while pytest parses source
@@ -118,6 +121,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _client_factory(settings: Settings, run_id: str) -> CachedLLM:
+    from .session import make_client
+
     client = make_client(settings, run_id)
     if settings.where("model") == DEFAULT_SOURCE:
         # So that a missing local extra is explained as "no model was configured".
@@ -153,22 +158,31 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_promptpert_add_variants(config: pytest.Config) -> Mapping[str, Any]:
+    from .variants import BUILTIN_VARIANTS
+
     return {v.name: v for v in BUILTIN_VARIANTS}
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_promptpert_add_metrics(config: pytest.Config) -> Mapping[str, Callable[..., float]]:
+    from .metrics import builtin_metrics
+
     return builtin_metrics()
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_promptpert_header(config: pytest.Config, settings: Settings) -> str:
+    from .report import header_line
+
     return header_line(settings)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # trylast: our parametrization comes after the test's own, so the variant is the id's tail.
+    from .collection import marker_kwargs
+    from .variants import ORIGINAL
+
     definition = metafunc.definition
     where = f"@pytest.mark.promptpert on {definition.nodeid}"
     try:
@@ -190,6 +204,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Lint runs keep only the originals. Each ``original`` item runs before its variants (after
     any reordering, e.g. random): a variant compares its observed results with the original's."""
+    from .collection import originals_first, variant_param
+    from .variants import ORIGINAL
+
     session = config.stash.get(SESSION, None)
     if session is not None and session.lint_only:
         # The lint needs each marked test's prompts once: only the original items run.
@@ -201,6 +218,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    from .collection import item_plans, unhonoured
+
     config = session.config
     for item, plan in item_plans(session.items, config.stash.get(TEST_SETTINGS, {})):
         item.stash[PLAN] = plan
@@ -211,6 +230,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _item_run(request: pytest.FixtureRequest) -> ItemRun | None:
+    from .item_run import ItemRun
+
     item: pytest.Item = request.node
     run = item.stash.get(ITEM_RUN, None)
     if run is None and PLAN in item.stash:
@@ -235,6 +256,9 @@ def llm(request: pytest.FixtureRequest) -> ItemRun | CachedLLM:
 @pytest.fixture
 def promptpert(request: pytest.FixtureRequest) -> ItemRun:
     """The current variant: ``.variant``, ``.perturb(text)``, ``.observe(result)``."""
+    from .item_run import ItemPlan, ItemRun
+    from .variants import ORIGINAL
+
     run = _item_run(request)
     if run is None:
         session = request.config.stash[SESSION]
@@ -254,6 +278,9 @@ _TEST_OUTCOMES: tuple[type[BaseException], ...] = (
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    from .client import Planned
+    from .item_run import ItemRun
+
     if item.config.stash[SESSION].lint_only and PLAN in item.stash:
         with contextlib.suppress(*_TEST_OUTCOMES):
             yield  # the test sees placeholder answers: its own verdict means nothing here
@@ -304,6 +331,8 @@ def _interception(
     session: PromptpertSession, run: ItemRun | None, errors: list[BaseException]
 ) -> contextlib.AbstractContextManager[None]:
     """Interception of the test's own model calls, as the ``intercept`` setting says."""
+    from .intercept import intercepting
+
     mode = session.settings.intercept
     if mode == "off" or (run is None and mode != "all"):
         return contextlib.nullcontext()
@@ -330,6 +359,8 @@ def _warn_unknown(session: PromptpertSession) -> Callable[[str], None]:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    from .item_reports import finish_report
+
     report = yield
     finish_report(item, call, report)
     return report
@@ -337,6 +368,8 @@ def pytest_runtest_makereport(
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from .failures import run_wide_lines
+
     headlines = [
         value
         for reports in terminalreporter.stats.values()

@@ -4,6 +4,8 @@ and background calls that end with their test."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -310,3 +312,35 @@ def test_refused_requests_are_not_retried(provider: FakeProvider, tmp_path: Path
     assert info.value.status is None
     assert type(info.value.__cause__).__module__.startswith(("vcr", "builtins"))
     assert provider.calls == 0
+
+
+HEAVY = ("litellm", "asyncio", "rapidfuzz")
+
+
+def test_importing_the_plugin_imports_no_heavy_module():
+    # A fresh interpreter: pytest imports the plugin on every run, marked tests or not.
+    probe = (
+        "import sys, pytest; before = set(sys.modules); import pytest_promptpert.plugin;"
+        f" print(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_run_without_marked_tests_imports_no_heavy_module(pytester):
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    probe = (
+        "import sys, pytest; pytest.main(sys.argv[1:]);"
+        f" print('heavy:', sorted(m for m in {HEAVY!r} if m in sys.modules))"
+    )
+    # anyio's own pytest plugin imports asyncio, whatever this plugin does: left out here.
+    for args in (["--version"], ["-p", "no:anyio", "-p", "no:randomly", "-q"]):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, *args],
+            capture_output=True,
+            text=True,
+            cwd=pytester.path,
+        )
+        assert "heavy: []" in done.stdout, (args, done.stdout, done.stderr)

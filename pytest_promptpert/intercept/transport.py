@@ -15,7 +15,6 @@ and an async driver run it, so sync and async clients share every line of the lo
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import importlib.util
@@ -24,6 +23,8 @@ import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from ..aio import running_asyncio
 
 #: Set while the plugin's own client calls a model: those requests are never intercepted.
 _internal: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -254,9 +255,8 @@ def _read(response: Any, body: bytes) -> Reply:
 
 async def _off_loop(function: Callable[[], Any]) -> Any:
     """*function*'s result; in a thread on asyncio, inline on other loops (trio)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    asyncio = running_asyncio()
+    if asyncio is None:
         return function()
     context = contextvars.copy_context()
     return await asyncio.get_running_loop().run_in_executor(None, context.run, function)
