@@ -14,6 +14,7 @@ lock leases), and prints the merged profile sorted by cumulative and by own time
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -71,10 +72,8 @@ def profile_calls(
         threading.Thread.run = _original_run  # type: ignore[method-assign]
     stats = pstats.Stats(main)
     for profile in list(_profiles):
-        try:
+        with contextlib.suppress(TypeError):  # a thread still running its profile: skipped
             stats.add(profile)
-        except TypeError:  # a thread still running with its profile enabled: skip it
-            pass
     return stats, wall
 
 

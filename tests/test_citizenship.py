@@ -323,9 +323,7 @@ def test_importing_the_plugin_imports_no_heavy_module():
         "import sys, pytest; before = set(sys.modules); import pytest_promptpert.plugin;"
         f" print(sorted(m for m in {HEAVY!r} if m in sys.modules and m not in before))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stderr
 
 
