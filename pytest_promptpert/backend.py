@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import json
 import os
 import random
@@ -21,6 +22,7 @@ from .intercept.transport import internal
 from .logprobs import Logprobs, margin, parse_choice
 from .redact import Params, Secrets, redact_url, secret_values
 from .request import Completion, Request
+from .runners import CALLS
 
 _import_lock = threading.Lock()
 _litellm: Any = None
@@ -169,6 +171,12 @@ def _auth_hint(model: str, api_base: str | None) -> str:
 
 def _cost(litellm: Any, response: Any) -> float:
     """Estimated USD from litellm's bundled price map; 0.0 for models it does not price."""
+    hidden = getattr(response, "_hidden_params", None)
+    if isinstance(hidden, Mapping) and "response_cost" in hidden:
+        # litellm priced the answer as it built it (None: a model it does not price); pricing
+        # it again costs 0.4-0.9 ms a call.
+        cost = hidden["response_cost"]
+        return float(cost) if isinstance(cost, (int, float)) else 0.0
     try:
         with _quiet(litellm):
             return float(litellm.completion_cost(completion_response=response) or 0.0)
@@ -354,7 +362,6 @@ class LiteLLMBackend:
         # Retries are ours (with Retry-After); the OpenAI SDK under litellm would add its own.
         params.setdefault("max_retries", 0)
         params.setdefault("timeout", self.timeout)
-        secrets = secret_values(params)
         attempt = 0
         while True:
             self._check_cancelled(request)
@@ -368,6 +375,8 @@ class LiteLLMBackend:
                     request,
                 )
             except Exception as exc:
+                # The secrets to scrub from the message: read only when there is one to scrub.
+                secrets = secret_values(params)
                 failure, retryable, delay = self._failure(litellm, exc, request, params, secrets)
             else:
                 return self._completion(litellm, response, endpoint, model, request, started)
@@ -393,8 +402,9 @@ class LiteLLMBackend:
         """*send*'s result, or a timeout once *seconds* have passed since it started.
 
         The HTTP clients' timeouts bound each read, not the answer: a server that drips a byte
-        at a time would hold a call for ever. The call runs in a thread of its own and is
-        abandoned at the deadline (or on :meth:`cancel`); its connection closes when it ends.
+        at a time would hold a call for ever. The call runs in another thread (reused, see
+        :mod:`.runners`) and is abandoned at the deadline (or on :meth:`cancel`); its connection
+        closes when it ends.
         """
         done = threading.Event()
         outcome: list[tuple[bool, Any]] = []
@@ -408,13 +418,10 @@ class LiteLLMBackend:
                 done.set()
 
         context = contextvars.copy_context()
-        thread = threading.Thread(
-            target=context.run, args=(run,), name="promptpert-call", daemon=True
-        )
         with self._waiting_lock:
             self._waiting.add(done)
         try:
-            thread.start()
+            CALLS.run(functools.partial(context.run, run))
             done.wait(seconds)
         finally:
             with self._waiting_lock:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .lease import (
     LOCK_LEASE,
     WRITE_ERRORS,
-    Lease,
+    Renewer,
     acquire,
     diskcache_timeout,
     holder_name,
@@ -82,6 +82,9 @@ class ResponseCache:
         #: how many writes failed this run (a full disk, a read-only mount)
         self.write_failures = 0
         self._warned: set[str] = set()
+        #: the locks this cache holds: key -> holder; :meth:`set` releases the writer's own
+        self._held: dict[str, str] = {}
+        self._renewer: Renewer | None = None
 
     @property
     def reads(self) -> bool:
@@ -242,18 +245,31 @@ class ResponseCache:
                 self._open().set(key, text)
 
     def set(self, request: Request, completion: Completion) -> bool:
-        """Store *completion*; False when this mode does not write or the local write failed."""
+        """Store *completion*; False when this mode does not write or the local write failed.
+
+        A lock on the key that this thread holds (:meth:`lock`) is released in the same
+        transaction: one write, and no moment when the lock is gone and the answer not there.
+        """
         if not self.writes:
             return False
         key = request.key()
         text = completion.to_json(request)
         if self.shared is not None:
             self.shared.write(key, text)
+        me = holder_name()
+        with self._open_lock:
+            mine = self._held.get(key) == me
         try:
-            self._writer().set(key, text)
+            cache = self._writer()
+            with cache.transact(retry=True):
+                cache.set(key, text)
+                if mine and cache.get(f"lock:{key}") == me:
+                    cache.delete(f"lock:{key}")
         except (*WRITE_ERRORS, diskcache_timeout()) as exc:
             self._write_failed(exc)
             return False
+        if mine:
+            self._forget(key, me)  # released: the lock's own exit has nothing to delete
         self.usage.wrote(key)
         return True
 
@@ -301,23 +317,37 @@ class ResponseCache:
                 held = True
             except (*WRITE_ERRORS, diskcache_timeout()) as exc:
                 self._write_failed(exc)  # a full disk: call without the lock, keep the answer
-        lease = Lease(cache, name, me, self.lease) if held else None
-        if lease is not None:
-            lease.start()
+        if held:
+            with self._open_lock:
+                self._held[key] = me
+                if self._renewer is None:
+                    self._renewer = Renewer(cache, self.lease)
+            self._renewer.hold(name, me)
         try:
             # one call per key across machines: the shared tier's lock inside the local one
             with self.shared.lock(key, cancelled) if self.shared else contextlib.nullcontext():
                 yield
         finally:
-            if lease is not None:
-                lease.stop()
-                # A failed delete (a full disk) leaves the lease to expire in seconds.
-                with (
-                    contextlib.suppress(*WRITE_ERRORS, diskcache_timeout()),
-                    cache.transact(retry=True),
-                ):
-                    if cache.get(name) == me:
-                        cache.delete(name)
+            if held:
+                assert self._renewer is not None
+                self._renewer.release(name, me)
+                # Still held unless set() released it with its write. A failed delete (a full
+                # disk) leaves the lease to expire in seconds.
+                if self._forget(key, me):
+                    with (
+                        contextlib.suppress(*WRITE_ERRORS, diskcache_timeout()),
+                        cache.transact(retry=True),
+                    ):
+                        if cache.get(name) == me:
+                            cache.delete(name)
+
+    def _forget(self, key: str, me: str) -> bool:
+        """Forget that *me* holds *key*'s lock; False when it did not (any longer)."""
+        with self._open_lock:
+            if self._held.get(key) != me:
+                return False
+            del self._held[key]
+            return True
 
     def _waiting(self, name: str, about: str) -> Any:
         def waiting(holder: str) -> None:
@@ -391,6 +421,9 @@ class ResponseCache:
         return len(self._open()) if self.directory.exists() else 0
 
     def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.stop()
+            self._renewer = None
         if self.shared is not None:
             self.shared.close()
         if self._cache is not None:

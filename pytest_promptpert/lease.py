@@ -81,26 +81,51 @@ def acquire(
             raise CancelledError("cancelled while waiting for another run's lock")
 
 
-class Lease(threading.Thread):
-    """Renews a held lock every quarter lease until stopped; gives up if another took it."""
+class Renewer:
+    """Renews the locks one cache holds, every quarter lease, all from one thread.
 
-    def __init__(self, cache: Any, name: str, holder: str, lease: float) -> None:
-        super().__init__(name="promptpert-lease", daemon=True)
+    A thread per held lock would cost every call a thread start; this one starts with the first
+    lock and runs until :meth:`stop`. A lock another process took over (after its lease ran out)
+    is dropped, not renewed.
+    """
+
+    def __init__(self, cache: Any, lease: float) -> None:
         self.cache = cache
-        self.lock_name = name
-        self.holder = holder
         self.lease = lease
+        self._held: dict[str, str] = {}  # lock name -> its holder (host:pid:thread)
+        self._lock = threading.Lock()
         self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def run(self) -> None:
+    def hold(self, name: str, holder: str) -> None:
+        with self._lock:
+            self._held[name] = holder
+            if self._thread is None and not self._stopped.is_set():
+                self._thread = threading.Thread(
+                    target=self._run, name="promptpert-lease", daemon=True
+                )
+                self._thread.start()
+
+    def release(self, name: str, holder: str) -> None:
+        with self._lock:
+            if self._held.get(name) == holder:
+                del self._held[name]
+
+    def _run(self) -> None:
         while not self._stopped.wait(self.lease / 4):
-            try:
-                with self.cache.transact(retry=True):
-                    if self.cache.get(self.lock_name) != self.holder:
-                        return
-                    self.cache.touch(self.lock_name, expire=self.lease)
-            except (*WRITE_ERRORS, diskcache_timeout()):
-                pass  # a full disk: the lease runs out, as it would for a dead holder
+            with self._lock:
+                held = list(self._held.items())
+            for name, holder in held:
+                try:
+                    with self.cache.transact(retry=True):
+                        if self.cache.get(name) != holder:
+                            self.release(name, holder)  # taken over: its lease had run out
+                            continue
+                        self.cache.touch(name, expire=self.lease)
+                except (*WRITE_ERRORS, diskcache_timeout()):
+                    pass  # a full disk: the lease runs out, as it would for a dead holder
 
     def stop(self) -> None:
         self._stopped.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
