@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import fake_provider
 import summary
 
+#: where the import probes run: the installed package, not a checkout in the current directory
+NEUTRAL = tempfile.gettempdir()
 HEAVY = ("litellm", "asyncio", "rapidfuzz", "openai", "httpx", "diskcache")
 
 
@@ -45,7 +47,7 @@ def _times(code: str, other: str, repeat: int) -> tuple[float, float]:
     for _ in range(repeat):
         for i, source in enumerate((code, other)):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", source], check=True)
+            subprocess.run([sys.executable, "-c", source], check=True, cwd=NEUTRAL)
             best[i] = min(best[i], time.perf_counter() - started)
     return best[0], best[1]
 
@@ -57,7 +59,7 @@ def import_time(repeat: int) -> list[str]:
         f" print(','.join(m for m in {HEAVY!r} if m in sys.modules and m not in before))"
     )
     brought = subprocess.run(
-        [sys.executable, "-c", probe], check=True, capture_output=True, text=True
+        [sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=NEUTRAL
     ).stdout.strip()
     cost = (plugin - bare) * 1000
     summary.record(
