@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx2
@@ -130,3 +132,34 @@ def test_intercepting_without_pytest_caches_every_call(provider: FakeProvider, t
     assert "'never asked'" in failed.json()["error"]["message"]
     assert provider.calls == 2
     replay.close()
+
+
+def test_a_client_library_imported_inside_is_intercepted_and_none_is_imported_before(
+    provider: FakeProvider,
+):
+    # A fresh interpreter: here httpx is imported already. The handler answers every request.
+    script = f"""
+import sys
+from pytest_promptpert.intercept import Reply, intercepting
+
+def flow(method, url, content):
+    yield from ()
+    return Reply(200, "application/json", b'{{"answered": "here"}}')
+
+class Handler:
+    def flow(self, method, url, content):
+        return flow(method, url, content)
+
+with intercepting(Handler()):
+    print("imported before:", sorted(m for m in ("httpx", "httpx2") if m in sys.modules))
+    import httpx
+    print("answer:", httpx.post("{provider.url}/chat/completions", json={{}}).json())
+print("after:", httpx.post("{provider.url}/chat/completions", json={{}}).status_code)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "imported before: []" in done.stdout
+    assert "answer: {'answered': 'here'}" in done.stdout
+    assert provider.calls == 1  # only the request made after interception ended went out

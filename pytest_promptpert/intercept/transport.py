@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib.util
+import importlib.abc
+import importlib.machinery
 import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
@@ -89,8 +90,10 @@ def intercepting(handler: Handler) -> Iterator[None]:
     """Route every model request made by ``httpx``/``httpx2`` clients inside through *handler*.
 
     Process-wide (requests from other threads are seen too: an application's worker threads,
-    a test client's server thread); nested uses stack, the innermost handler wins. Only HTTP
-    libraries that are installed are patched; none is imported before this is entered.
+    a test client's server thread); nested uses stack, the innermost handler wins. The HTTP
+    libraries already imported are patched at once, and one imported inside when it is
+    imported: none is imported here (``httpx`` alone costs ~18 MiB and tens of milliseconds,
+    for every item of a run whose application may never use it).
     """
     with _state_lock:
         if not _handlers:
@@ -111,20 +114,64 @@ def active() -> bool:
 
 def _install() -> None:
     for name in HTTP_MODULES:
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            continue
-        module = __import__(name)
-        for cls_name in ("Client", "AsyncClient"):
-            cls = getattr(module, cls_name)
-            original = cls.__dict__["_transport_for_url"]
-            _originals[(name, cls_name)] = original
-            cls._transport_for_url = _patched(original, module)
+        module = sys.modules.get(name)
+        if module is not None:
+            _patch(name, module)
+    sys.meta_path.insert(0, _LATE_IMPORTS)
 
 
 def _uninstall() -> None:
+    with contextlib.suppress(ValueError):
+        sys.meta_path.remove(_LATE_IMPORTS)
     for (name, cls_name), original in _originals.items():
         getattr(sys.modules[name], cls_name)._transport_for_url = original
     _originals.clear()
+
+
+def _patch(name: str, module: Any) -> None:
+    for cls_name in ("Client", "AsyncClient"):
+        if (name, cls_name) in _originals:
+            continue
+        cls = getattr(module, cls_name)
+        original = cls.__dict__["_transport_for_url"]
+        _originals[(name, cls_name)] = original
+        cls._transport_for_url = _patched(original, module)
+
+
+class _LateImports(importlib.abc.MetaPathFinder):
+    """Patches an HTTP library that is first imported while interception is on."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname not in HTTP_MODULES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None:
+            return None  # the other finders' business
+        spec.loader = _PatchingLoader(spec.loader, fullname)
+        return spec
+
+
+class _PatchingLoader(importlib.abc.Loader):
+    """The library's own loader, then the patch (while interception is still on)."""
+
+    def __init__(self, loader: Any, name: str) -> None:
+        self._loader = loader
+        self._name = name
+
+    def create_module(self, spec: Any) -> Any:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self._loader.exec_module(module)
+        with _state_lock:
+            if _handlers:
+                _patch(self._name, module)
+
+    def __getattr__(self, name: str) -> Any:  # resource readers and the like: the library's
+        return getattr(self._loader, name)
+
+
+_LATE_IMPORTS = _LateImports()
 
 
 def _patched(original: Callable[[Any, Any], Any], module: Any) -> Callable[[Any, Any], Any]:
