@@ -24,6 +24,7 @@ from .lease import (
     acquire,
     diskcache_timeout,
     holder_name,
+    writer_lock,
 )
 from .request import Completion, Request
 from .store import is_entry_key
@@ -85,6 +86,8 @@ class ResponseCache:
         #: the locks this cache holds: key -> holder; :meth:`set` releases the writer's own
         self._held: dict[str, str] = {}
         self._renewer: Renewer | None = None
+        #: this process's writers to the directory take turns here, not in SQLite's busy wait
+        self._writes = writer_lock(str(self.directory.absolute()))
 
     @property
     def reads(self) -> bool:
@@ -261,7 +264,7 @@ class ResponseCache:
             mine = self._held.get(key) == me
         try:
             cache = self._writer()
-            with cache.transact(retry=True):
+            with self._writes, cache.transact(retry=True):
                 cache.set(key, text)
                 if mine and cache.get(f"lock:{key}") == me:
                     cache.delete(f"lock:{key}")
@@ -313,7 +316,15 @@ class ResponseCache:
         held = False
         if not self.read_only:
             try:
-                acquire(cache, name, me, self.lease, cancelled, self._waiting(name, about))
+                acquire(
+                    cache,
+                    name,
+                    me,
+                    self.lease,
+                    cancelled,
+                    self._waiting(name, about),
+                    self._writes,
+                )
                 held = True
             except (*WRITE_ERRORS, diskcache_timeout()) as exc:
                 self._write_failed(exc)  # a full disk: call without the lock, keep the answer
@@ -321,7 +332,7 @@ class ResponseCache:
             with self._open_lock:
                 self._held[key] = me
                 if self._renewer is None:
-                    self._renewer = Renewer(cache, self.lease)
+                    self._renewer = Renewer(cache, self.lease, self._writes)
             self._renewer.hold(name, me)
         try:
             # one call per key across machines: the shared tier's lock inside the local one
@@ -336,6 +347,7 @@ class ResponseCache:
                 if self._forget(key, me):
                     with (
                         contextlib.suppress(*WRITE_ERRORS, diskcache_timeout()),
+                        self._writes,
                         cache.transact(retry=True),
                     ):
                         if cache.get(name) == me:

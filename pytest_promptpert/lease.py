@@ -33,6 +33,21 @@ def diskcache_timeout() -> type[BaseException]:
     return diskcache.Timeout  # type: ignore[no-any-return]
 
 
+_writer_locks: dict[str, threading.Lock] = {}
+_writer_locks_lock = threading.Lock()
+
+
+def writer_lock(directory: str) -> threading.Lock:
+    """The lock this process's threads take, in turn, to write to the cache in *directory*.
+
+    SQLite lets one writer in at a time and makes the others sleep (1, 2, 5, 10 ms ...) before
+    they try again; threads queued on a lock of this process wake as soon as it is free. Other
+    processes still wait on SQLite's own lock.
+    """
+    with _writer_locks_lock:
+        return _writer_locks.setdefault(directory, threading.Lock())
+
+
 def holder_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
@@ -59,21 +74,28 @@ def acquire(
     lease: float,
     cancelled: threading.Event | None,
     waiting: Callable[[str], None],
+    writes: threading.Lock | None = None,
 ) -> None:
     """Take lock *name* in the diskcache *cache*; *waiting(holder)* after LOCK_PATIENCE s.
 
-    Raises :class:`CancelledError` when *cancelled* is set while it waits, and the cache's
-    write errors (a full disk) as they come.
+    *writes*: held around each write (see :func:`writer_lock`). Raises
+    :class:`CancelledError` when *cancelled* is set while it waits, and the cache's write
+    errors (a full disk) as they come.
     """
+    writes = writes or threading.Lock()
     started = time.monotonic()
-    while not cache.add(name, me, expire=lease, retry=True):
+    while True:
+        with writes:
+            if cache.add(name, me, expire=lease, retry=True):
+                return
         holder, expires = cache.get(name, expire_time=True, retry=True)
         if not isinstance(holder, str):
             holder = "unknown"  # damaged or planted: not ours, not to be trusted
         # A lock that claims to outlive any lease we give was not taken by this version.
         foreign = expires is None or expires > time.time() + lease + 1.0
         if foreign or holder == "unknown" or dead_here(holder):
-            cache.delete(name, retry=True)
+            with writes:
+                cache.delete(name, retry=True)
             continue
         if time.monotonic() - started >= LOCK_PATIENCE:
             waiting(holder)
@@ -89,9 +111,10 @@ class Renewer:
     is dropped, not renewed.
     """
 
-    def __init__(self, cache: Any, lease: float) -> None:
+    def __init__(self, cache: Any, lease: float, writes: threading.Lock) -> None:
         self.cache = cache
         self.lease = lease
+        self._writes = writes
         self._held: dict[str, str] = {}  # lock name -> its holder (host:pid:thread)
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -117,7 +140,7 @@ class Renewer:
                 held = list(self._held.items())
             for name, holder in held:
                 try:
-                    with self.cache.transact(retry=True):
+                    with self._writes, self.cache.transact(retry=True):
                         if self.cache.get(name) != holder:
                             self.release(name, holder)  # taken over: its lease had run out
                             continue
