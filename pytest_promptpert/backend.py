@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import inspect
 import json
 import os
 import random
+import socket
+import sys
 import threading
 import time
 import warnings
@@ -32,6 +35,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 529})
 
 #: Seconds a call may run past ``timeout`` before it is abandoned.
 DEADLINE_GRACE = 0.5
+
+#: Seconds :meth:`LiteLLMBackend.close` gives abandoned calls to end once their sockets are shut.
+CLOSE_GRACE = 5.0
 
 #: Where litellm looks for each provider's key, for a readable authentication error.
 KEY_ENV = {
@@ -305,6 +311,22 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[:limit] + "…"
 
 
+def _sockets_in(thread: threading.Thread) -> list[socket.socket]:
+    """The sockets *thread*'s frames hold: an HTTP client's stream waiting for an answer.
+
+    Read without running any code of the objects' own (no ``__getattr__``).
+    """
+    frame = sys._current_frames().get(thread.ident or 0)
+    found: list[socket.socket] = []
+    while frame is not None:
+        for value in list(frame.f_locals.values()):
+            for candidate in (value, inspect.getattr_static(value, "_sock", None)):
+                if isinstance(candidate, socket.socket) and candidate not in found:
+                    found.append(candidate)
+        frame = frame.f_back
+    return found
+
+
 class LiteLLMBackend:
     """Calls litellm with retries; routes ``local/...`` models to a llama.cpp server."""
 
@@ -323,6 +345,8 @@ class LiteLLMBackend:
         self._cancelled = threading.Event()
         self._waiting: set[threading.Event] = set()
         self._waiting_lock = threading.Lock()
+        #: call threads still running, abandoned ones included (see :meth:`close`)
+        self._calls: set[threading.Thread] = set()
         self._local: Any = None
         self._embeddings: Any = None
         self._local_lock = threading.Lock()
@@ -416,10 +440,13 @@ class LiteLLMBackend:
                 outcome.append((False, exc))
             finally:
                 done.set()
+                with self._waiting_lock:
+                    self._calls.discard(threading.current_thread())
 
         context = contextvars.copy_context()
         with self._waiting_lock:
             self._waiting.add(done)
+            self._calls.add(thread)
         try:
             CALLS.run(functools.partial(context.run, run))
             done.wait(seconds)
@@ -662,5 +689,24 @@ class LiteLLMBackend:
         return "\n\n".join(parts)
 
     def close(self) -> None:
+        self._end_abandoned_calls()
         if self._local is not None:
             self._local.close()
+
+    def _end_abandoned_calls(self) -> None:
+        """End the calls abandoned at a deadline or on cancel, before the interpreter exits.
+
+        Their threads are daemons: one still running litellm when Python finalizes is stopped
+        wherever it stands, and on CPython 3.11 that can corrupt the interpreter (after Ctrl-C,
+        a process that spun for ever in its final garbage collection). Their sockets are shut
+        so that a read waiting on the server ends at once, then each gets a bounded moment.
+        """
+        with self._waiting_lock:
+            calls = [thread for thread in self._calls if thread.is_alive()]
+        for thread in calls:
+            for sock in _sockets_in(thread):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + CLOSE_GRACE
+        for thread in calls:
+            thread.join(max(0.0, deadline - time.monotonic()))

@@ -14,8 +14,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import diskcache
@@ -23,6 +25,7 @@ import pytest
 from conftest import SENTINEL_KEY
 
 from pytest_promptpert import CachedLLM, cli
+from pytest_promptpert.backend import Cancelled, LiteLLMBackend
 from pytest_promptpert.cache import ResponseCache
 from pytest_promptpert.request import Completion, Request
 from pytest_promptpert.settings import Settings
@@ -754,6 +757,29 @@ def test_kill_with_ctrl_c_sends_no_queued_call_and_no_retry(project, provider):
     time.sleep(6)  # let an answer in flight land, so a later request would be seen
     assert asked() == 1, out.decode()
     assert b"KeyboardInterrupt" in out
+
+
+def test_kill_close_ends_the_call_abandoned_on_ctrl_c(provider):
+    # A call thread still reading when Python finalizes is stopped wherever it stands, which on
+    # CPython 3.11 can corrupt the interpreter (the Ctrl-C'd run above then spun for ever at
+    # exit). close() ends it: its socket is shut, and it is waited for (a bounded moment).
+    provider.latency = 60  # the answer would come long after the test
+    backend = LiteLLMBackend(retries=0)
+    before = set(threading.enumerate())
+    request = Request(
+        "openai/stable", [{"role": "user", "content": "hi"}], {"api_base": provider.url}
+    )
+    with ThreadPoolExecutor(1) as pool:
+        future = pool.submit(backend.call, request)
+        deadline = time.monotonic() + 120
+        while not provider.headers_seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+        backend.cancel()
+        assert isinstance(future.exception(timeout=60), Cancelled)
+    calls = [t for t in set(threading.enumerate()) - before if t.name == "promptpert-call"]
+    assert calls  # abandoned, still waiting for the server
+    backend.close()
+    assert not any(t.is_alive() for t in calls)
 
 
 def test_kill_lock_held_on_another_host_is_waited_out_with_a_warning(tmp_path):
