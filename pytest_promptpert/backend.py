@@ -697,9 +697,9 @@ class LiteLLMBackend:
         """End the calls abandoned at a deadline or on cancel, before the interpreter exits.
 
         Their threads are daemons: one still running litellm when Python finalizes is stopped
-        wherever it stands, and on CPython 3.11 that can corrupt the interpreter (after Ctrl-C,
-        a process that spun for ever in its final garbage collection). Their sockets are shut
-        so that a read waiting on the server ends at once, then each gets a bounded moment.
+        wherever it stands (CPython gh-87135: crashes and memory corruption are possible). Their
+        sockets are shut so that a read waiting on the server ends at once, then each gets a
+        bounded moment to finish.
         """
         with self._waiting_lock:
             calls = [thread for thread in self._calls if thread.is_alive()]

@@ -760,9 +760,9 @@ def test_kill_with_ctrl_c_sends_no_queued_call_and_no_retry(project, provider):
 
 
 def test_kill_close_ends_the_call_abandoned_on_ctrl_c(provider):
-    # A call thread still reading when Python finalizes is stopped wherever it stands, which on
-    # CPython 3.11 can corrupt the interpreter (the Ctrl-C'd run above then spun for ever at
-    # exit). close() ends it: its socket is shut, and it is waited for (a bounded moment).
+    # A call thread still running when Python finalizes is stopped wherever it stands (CPython
+    # gh-87135: crashes and memory corruption are possible). close() ends it first: its socket
+    # is shut, and it is waited for (a bounded moment).
     provider.latency = 60  # the answer would come long after the test
     backend = LiteLLMBackend(retries=0)
     before = set(threading.enumerate())
