@@ -766,13 +766,15 @@ def test_kill_close_ends_the_call_abandoned_on_ctrl_c(provider):
     provider.latency = 60  # the answer would come long after the test
     backend = LiteLLMBackend(retries=0)
     before = set(threading.enumerate())
+    prompt = "a call that Ctrl-C abandons"
     request = Request(
-        "openai/stable", [{"role": "user", "content": "hi"}], {"api_base": provider.url}
+        "openai/stable", [{"role": "user", "content": prompt}], {"api_base": provider.url}
     )
     with ThreadPoolExecutor(1) as pool:
         future = pool.submit(backend.call, request)
         deadline = time.monotonic() + 120
-        while not provider.headers_seen and time.monotonic() < deadline:
+        # This test's request (a call abandoned by an earlier test may arrive too)
+        while prompt not in json.dumps(provider.arrived) and time.monotonic() < deadline:
             time.sleep(0.05)
         backend.cancel()
         assert isinstance(future.exception(timeout=60), Cancelled)
