@@ -346,7 +346,7 @@ class LiteLLMBackend:
         self._waiting: set[threading.Event] = set()
         self._waiting_lock = threading.Lock()
         #: call threads still running, abandoned ones included (see :meth:`close`)
-        self._calls: set[threading.Thread] = set()
+        self._calls: dict[threading.Event, list[threading.Thread]] = {}
         self._local: Any = None
         self._embeddings: Any = None
         self._local_lock = threading.Lock()
@@ -433,20 +433,25 @@ class LiteLLMBackend:
         done = threading.Event()
         outcome: list[tuple[bool, Any]] = []
 
+        finished = threading.Event()  # done is also set by cancel(); this only by the call
+        running: list[threading.Thread] = []
+
         def run() -> None:
+            running.append(threading.current_thread())
             try:
                 outcome.append((True, send()))
             except BaseException as exc:
                 outcome.append((False, exc))
             finally:
                 done.set()
+                finished.set()
                 with self._waiting_lock:
-                    self._calls.discard(threading.current_thread())
+                    self._calls.pop(finished, None)
 
         context = contextvars.copy_context()
         with self._waiting_lock:
             self._waiting.add(done)
-            self._calls.add(thread)
+            self._calls[finished] = running
         try:
             CALLS.run(functools.partial(context.run, run))
             done.wait(seconds)
@@ -702,11 +707,12 @@ class LiteLLMBackend:
         bounded moment to finish.
         """
         with self._waiting_lock:
-            calls = [thread for thread in self._calls if thread.is_alive()]
-        for thread in calls:
-            for sock in _sockets_in(thread):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            calls = list(self._calls.items())
+        for _, running in calls:
+            for thread in list(running):
+                for sock in _sockets_in(thread):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
         deadline = time.monotonic() + CLOSE_GRACE
-        for thread in calls:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        for finished, _ in calls:
+            finished.wait(max(0.0, deadline - time.monotonic()))
