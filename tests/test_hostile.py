@@ -778,11 +778,11 @@ def test_kill_close_ends_the_call_abandoned_on_ctrl_c(provider):
         backend.cancel()
         assert isinstance(future.exception(timeout=60), Cancelled)
 
-    def calls_running() -> int:  # threads inside this backend's call (idle ones wait for the next)
+    def calls_running() -> int:  # threads inside this request's call (idle ones wait for the next)
         return sum(
             any(
-                f.f_code.co_qualname.endswith("_within_deadline.<locals>.run")
-                and f.f_locals.get("self") is backend
+                f.f_code.co_qualname == "LiteLLMBackend._send"
+                and f.f_locals.get("request") is request
                 for f in _stack(top)
             )
             for top in sys._current_frames().values()
