@@ -10,9 +10,12 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .scoring import EXPECTED_OUTCOMES, FAILED_OUTCOMES
+
 ORIGINAL = "original"
 CONTROL = "control"
-FAILED_OUTCOMES = frozenset({"failed", "xfailed"})
+#: outcomes of an item whose output diverged, expectedly or not
+DIVERGED_OUTCOMES = FAILED_OUTCOMES | EXPECTED_OUTCOMES
 
 #: The longest unit whose repetition counts as a collapse ("<start_of_image>" is 16 chars).
 MAX_UNIT = 32
@@ -122,7 +125,7 @@ def annotate(results: Sequence[Result]) -> list[dict[str, Any]]:
     noisy = {
         test
         for test, items in tests.items()
-        if any(r.get("variant") == CONTROL and r.get("outcome") in FAILED_OUTCOMES for r in items)
+        if any(r.get("variant") == CONTROL and r.get("outcome") in DIVERGED_OUTCOMES for r in items)
     }
     single: dict[str, str] = {}
     for test, items in tests.items():
@@ -141,7 +144,7 @@ def annotate(results: Sequence[Result]) -> list[dict[str, Any]]:
         if (
             test in noisy
             and variant not in (ORIGINAL, CONTROL)
-            and record.get("outcome") in FAILED_OUTCOMES
+            and record.get("outcome") in DIVERGED_OUTCOMES
         ):
             record["noise"] = True
         if test in shared:
@@ -164,11 +167,11 @@ def control_summary(results: Iterable[Result]) -> dict[str, int]:
     controls = [
         r
         for r in results
-        if r.get("variant") == CONTROL and r.get("outcome") in FAILED_OUTCOMES | {"passed"}
+        if r.get("variant") == CONTROL and r.get("outcome") in DIVERGED_OUTCOMES | {"passed"}
     ]
     return {
         "tests": len(controls),
-        "failed": sum(r.get("outcome") in FAILED_OUTCOMES for r in controls),
+        "failed": sum(r.get("outcome") in DIVERGED_OUTCOMES for r in controls),
         "noise_failures": sum(bool(r.get("noise")) for r in results),
     }
 
