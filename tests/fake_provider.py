@@ -288,6 +288,7 @@ class FakeProvider(ThreadingHTTPServer):
             self.drip_interval = 0.5
             self.required_key = None
             self.logprobs = True
+            self.in_flight = 0
             self.max_in_flight = 0
             self.takes.clear()
             self.asked.clear()
@@ -443,7 +444,10 @@ class _Handler(BaseHTTPRequestHandler):
             (self._drip if fault == "drip" else self._send)(200, whole)
         finally:
             with server.lock:
-                server.in_flight -= 1
+                # A request of an earlier test still being answered (reset since) is not counted
+                # in this test's calls in flight.
+                if server.generation == generation:
+                    server.in_flight -= 1
 
     def _embeddings(self, model: str, body: dict[str, Any], generation: int) -> None:
         server = self.server
