@@ -95,6 +95,7 @@ def intercepting(handler: Handler) -> Iterator[None]:
     imported: none is imported here (``httpx`` alone costs ~18 MiB and tens of milliseconds,
     for every item of a run whose application may never use it).
     """
+    _finish_imports_in_progress()
     with _state_lock:
         if not _handlers:
             _install()
@@ -110,6 +111,16 @@ def intercepting(handler: Handler) -> Iterator[None]:
 
 def active() -> bool:
     return bool(_handlers)
+
+
+def _finish_imports_in_progress() -> None:
+    """Wait for an HTTP library another thread is importing right now (a prefetch importing
+    litellm): until its import ends, its classes may not exist yet. Outside ``_state_lock``:
+    that import may end in :class:`_PatchingLoader`, which takes it."""
+    for name in HTTP_MODULES:
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if getattr(spec, "_initializing", False):
+            importlib.import_module(name)  # blocks on the module's import lock until it is done
 
 
 def _install() -> None:
