@@ -62,6 +62,10 @@ def _answer_keys(cache_dir: Path) -> list[str]:
         return [k for k in cache.iterkeys() if k != PROBE_KEY and not k.startswith("lock:")]
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
@@ -742,6 +746,10 @@ def test_kill_with_ctrl_c_sends_no_queued_call_and_no_retry(project, provider):
         env=_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # A suite started in the background by a shell without job control (`cmd &` in a
+        # script) runs with SIGINT ignored, and the child would inherit that: Ctrl-C, as a
+        # terminal sends it, reaches a process whose SIGINT has its default action.
+        preexec_fn=_default_sigint,
     )
 
     def asked() -> int:
